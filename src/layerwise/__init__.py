@@ -1,0 +1,41 @@
+"""layerwise: fully connected neural networks with layer-wise back-propagation on NumPy.
+
+Quick use::
+
+    import layerwise as lw
+    model = lw.Sequential([lw.layers.Dense(64, activation="relu", input_dim=8),
+                           lw.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=10)
+"""
+
+from . import (
+    activations,
+    backend,
+    callbacks,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    utils,
+)
+from .models import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Sequential",
+    "__version__",
+    "activations",
+    "backend",
+    "callbacks",
+    "initializers",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "optimizers",
+    "utils",
+]  # fmt: skip

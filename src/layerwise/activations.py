@@ -1,0 +1,445 @@
+"""Activation functions, each with its derivative beside it.
+
+An activation maps pre-activations ``z`` of shape ``(batch, units)`` to outputs ``y`` of the
+same shape. ``forward(z)`` gives ``y``; ``derivative(z, y)`` gives f'(z) element-wise (``y`` is
+passed because several derivatives are cheapest written in terms of the output, e.g. sigmoid's
+σ(1-σ)); ``backward(z, y, dy)`` gives dL/dz from dL/dy and is ``dy * f'(z)`` for every
+element-wise function. Softmax, which mixes a row's entries, overrides ``backward`` with its
+Jacobian-vector product.
+
+Every function is written to be safe for large |z|: no overflow warnings and no NaN for
+``sigmoid(±1000)`` or ``softmax([1000, 0])``.
+
+Names resolve through :data:`ACTIVATIONS` (``get("relu")``); a user activation is a
+``(function, derivative)`` pair: ``Dense(4, activation=(f, df))``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from .backend import xp
+from .registry import Registry
+
+__all__ = [
+    "ELU",
+    "GELU",
+    "SELU",
+    "Activation",
+    "CustomActivation",
+    "HardSigmoid",
+    "Hardmax",
+    "LeakyReLU",
+    "Linear",
+    "Mish",
+    "ReLU",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Softplus",
+    "Tanh",
+    "erf",
+    "get",
+    "names",
+    "serialize",
+]  # fmt: skip
+
+
+class Activation:
+    """Base class: an activation function f and its derivative f'."""
+
+    #: the registered name, filled in by :func:`get` users and used by the fused losses
+    name: str = "activation"
+
+    def __call__(self, z: Any) -> Any:
+        return self.forward(z)
+
+    def forward(self, z: Any) -> Any:
+        """f(z), shape ``(batch, units)`` in and out."""
+        raise NotImplementedError
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        """f'(z) element-wise; ``y`` is ``forward(z)``."""
+        raise NotImplementedError
+
+    def backward(self, z: Any, y: Any, dy: Any) -> Any:
+        """dL/dz given dL/dy: ``dy * f'(z)`` for element-wise functions."""
+        return dy * self.derivative(z, y)
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Activation:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(self.get_config().items()))))
+
+
+ACTIVATIONS: Registry[Activation] = Registry("activation", "activation", Activation)
+register = ACTIVATIONS.register
+
+
+def _named(name: str, *aliases: str) -> Callable[[type[Activation]], type[Activation]]:
+    """Register an activation class and record its canonical name on it."""
+
+    def decorator(cls: type[Activation]) -> type[Activation]:
+        cls.name = name
+        return register(name, *aliases)(cls)
+
+    return decorator
+
+
+def _sigmoid(z: Any) -> Any:
+    # exp of a non-positive number never overflows; both branches share e = exp(-|z|)
+    e = xp.exp(-xp.abs(z))
+    r = 1.0 / (1.0 + e)
+    return xp.where(z >= 0, r, e * r)
+
+
+def _softplus(z: Any) -> Any:
+    # log(1 + e^z) = max(z, 0) + log1p(e^-|z|), finite for any z
+    return xp.maximum(z, 0.0) + xp.log1p(xp.exp(-xp.abs(z)))
+
+
+def erf(x: Any) -> Any:
+    """The error function to about 1e-15, computed in float64, returned in ``x``'s dtype.
+
+    NumPy has no erf. For |x| < 2 the Maclaurin series
+    erf(x) = 2/√π Σ (-1)^n x^(2n+1) / (n! (2n+1)) is summed to 80 terms; for |x| >= 2 the
+    continued fraction erfc(x) = e^(-x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))) is
+    evaluated bottom-up over 80 levels.
+    """
+    x = xp.asarray(x)
+    a = xp.abs(x.astype("float64"))
+    out = xp.empty_like(a)
+    small = a < 2.0
+    s = a[small]
+    term = s.copy()
+    total = s.copy()
+    s2 = s * s
+    for n in range(1, 80):
+        term *= -s2 / n
+        total += term / (2 * n + 1)
+    out[small] = total * (2.0 / math.sqrt(math.pi))
+    b = a[~small]
+    f = b.copy()
+    for k in range(80, 0, -1):
+        f = b + (k / 2.0) / f
+    out[~small] = 1.0 - xp.exp(-b * b) / (math.sqrt(math.pi) * f)
+    return (xp.sign(x) * out).astype(x.dtype if x.dtype.kind == "f" else "float64")
+
+
+@_named("linear", "identity")
+class Linear(Activation):
+    """Identity: f(z) = z, f'(z) = 1. The output of a regression network."""
+
+    def forward(self, z: Any) -> Any:
+        return z
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        return xp.ones_like(z)
+
+    def backward(self, z: Any, y: Any, dy: Any) -> Any:
+        return dy
+
+
+@_named("sigmoid")
+class Sigmoid(Activation):
+    """Logistic sigmoid: f(z) = 1 / (1 + e^-z), f'(z) = f(z)(1 - f(z)).
+
+    Range (0, 1): the output of binary classification. Saturates outside about (-6, 6),
+    where f' < 0.0025: the root of the vanishing-gradient problem of deep sigmoid networks.
+    """
+
+    def forward(self, z: Any) -> Any:
+        return _sigmoid(z)
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        return y * (1.0 - y)
+
+
+@_named("tanh")
+class Tanh(Activation):
+    """Hyperbolic tangent: f(z) = (e^z - e^-z)/(e^z + e^-z), f'(z) = 1 - f(z)².
+
+    Zero-centred with range (-1, 1); saturates outside about (-3, 3).
+    """
+
+    def forward(self, z: Any) -> Any:
+        return xp.tanh(z)
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        return 1.0 - y * y
+
+
+@_named("relu")
+class ReLU(Activation):
+    """Rectified linear unit: f(z) = max(0, z), f'(z) = 1 for z > 0 else 0 (0 at z = 0).
+
+    The first choice for hidden layers. A unit whose input is negative for every sample gets
+    no gradient and stops learning: the dead-ReLU problem.
+    """
+
+    def forward(self, z: Any) -> Any:
+        return xp.maximum(z, 0.0)
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        return (z > 0).astype(z.dtype)
+
+    def backward(self, z: Any, y: Any, dy: Any) -> Any:
+        return xp.where(z > 0, dy, 0.0).astype(dy.dtype, copy=False)
+
+
+@_named("leaky_relu")
+class LeakyReLU(Activation):
+    """Leaky ReLU: f(z) = z for z > 0 else α·z, f'(z) = 1 for z > 0 else α (α at z = 0).
+
+    ``negative_slope`` α is a fixed hyper-parameter (default 0.01, as PyTorch).
+    """
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, z: Any) -> Any:
+        return xp.where(z > 0, z, z * self.negative_slope)
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        return xp.where(z > 0, 1.0, self.negative_slope).astype(z.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"negative_slope": self.negative_slope}
+
+
+@_named("elu")
+class ELU(Activation):
+    """Exponential linear unit: f(z) = z for z > 0 else α(e^z - 1), f'(z) = 1 or f(z) + α."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        self.alpha = float(alpha)
+
+    def forward(self, z: Any) -> Any:
+        # expm1 of min(z, 0) never overflows and is exact near 0
+        return xp.where(z > 0, z, self.alpha * xp.expm1(xp.minimum(z, 0.0)))
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        return xp.where(z > 0, 1.0, y + self.alpha).astype(z.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
+
+
+@_named("softmax")
+class Softmax(Activation):
+    """Softmax over the last axis: f(z)_i = e^(z_i) / Σ_j e^(z_j).
+
+    Computed as e^(z - max z) / Σ e^(z - max z), so softmax([1000, 0]) = [1, 0] exactly.
+    Its Jacobian is diag(s) - s sᵀ, so ``backward`` returns s ⊙ (dy - ⟨dy, s⟩) per row;
+    ``derivative`` gives the Jacobian's diagonal s(1 - s). Paired with categorical
+    cross-entropy, the model skips this Jacobian and uses the fused gradient p - y.
+    """
+
+    def forward(self, z: Any) -> Any:
+        e = xp.exp(z - z.max(axis=-1, keepdims=True))
+        e /= e.sum(axis=-1, keepdims=True)
+        return e
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        return y * (1.0 - y)
+
+    def backward(self, z: Any, y: Any, dy: Any) -> Any:
+        return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+
+
+@_named("softplus")
+class Softplus(Activation):
+    """Softplus: f(z) = log(1 + e^z), f'(z) = σ(z) (the sigmoid). A smooth ReLU."""
+
+    def forward(self, z: Any) -> Any:
+        return _softplus(z)
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        return _sigmoid(z)
+
+
+@_named("selu")
+class SELU(Activation):
+    """Scaled ELU: f(z) = λ·z for z > 0 else λ·α(e^z - 1); f'(z) = λ or λ·α·e^z.
+
+    α ≈ 1.6733 and λ ≈ 1.0507 make activations self-normalising (Klambauer et al., 2017).
+    """
+
+    alpha = 1.6732632423543772848170429916717
+    scale = 1.0507009873554804934193349852946
+
+    def forward(self, z: Any) -> Any:
+        neg = (self.scale * self.alpha) * xp.expm1(xp.minimum(z, 0.0))
+        return xp.where(z > 0, self.scale * z, neg)
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        return xp.where(z > 0, self.scale, y + self.scale * self.alpha).astype(z.dtype)
+
+
+@_named("gelu")
+class GELU(Activation):
+    """Gaussian error linear unit: f(z) = z·Φ(z), f'(z) = Φ(z) + z·φ(z).
+
+    Φ is the standard normal CDF, ½(1 + erf(z/√2)), and φ its density. With
+    ``approximate=True``, Φ(z) is replaced by ½(1 + tanh(√(2/π)(z + 0.044715 z³))), as
+    PyTorch's ``approximate='tanh'``.
+    """
+
+    def __init__(self, approximate: bool = False) -> None:
+        self.approximate = bool(approximate)
+
+    _C = math.sqrt(2.0 / math.pi)
+
+    def forward(self, z: Any) -> Any:
+        if self.approximate:
+            return 0.5 * z * (1.0 + xp.tanh(self._C * (z + 0.044715 * z**3)))
+        return 0.5 * z * (1.0 + erf(z * (1.0 / math.sqrt(2.0))))
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        if self.approximate:
+            t = xp.tanh(self._C * (z + 0.044715 * z**3))
+            dt = (1.0 - t * t) * self._C * (1.0 + 3 * 0.044715 * z * z)
+            return 0.5 * (1.0 + t) + 0.5 * z * dt
+        cdf = 0.5 * (1.0 + erf(z * (1.0 / math.sqrt(2.0))))
+        pdf = xp.exp(-0.5 * z * z) * (1.0 / math.sqrt(2.0 * math.pi))
+        return cdf + z * pdf
+
+    def get_config(self) -> dict[str, Any]:
+        return {"approximate": self.approximate}
+
+
+@_named("silu", "swish")
+class SiLU(Activation):
+    """Sigmoid-weighted linear unit (swish): f(z) = z·σ(z), f'(z) = σ(z)(1 + z(1 - σ(z)))."""
+
+    def forward(self, z: Any) -> Any:
+        return z * _sigmoid(z)
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        s = _sigmoid(z)
+        return s * (1.0 + z * (1.0 - s))
+
+
+@_named("hard_sigmoid")
+class HardSigmoid(Activation):
+    """Piece-wise linear sigmoid: f(z) = clip(z/6 + 1/2, 0, 1), f'(z) = 1/6 on (-3, 3) else 0.
+
+    The definition of PyTorch's ``Hardsigmoid``, Keras 3 and ONNX (alpha=1/6, beta=1/2).
+    """
+
+    def forward(self, z: Any) -> Any:
+        return xp.clip(z * (1.0 / 6.0) + 0.5, 0.0, 1.0)
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        return xp.where((z > -3.0) & (z < 3.0), 1.0 / 6.0, 0.0).astype(z.dtype)
+
+
+@_named("mish")
+class Mish(Activation):
+    """Mish: f(z) = z·tanh(softplus(z)), f'(z) = tanh(sp) + z·(1 - tanh²(sp))·σ(z)."""
+
+    def forward(self, z: Any) -> Any:
+        return z * xp.tanh(_softplus(z))
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        t = xp.tanh(_softplus(z))
+        return t + z * (1.0 - t * t) * _sigmoid(z)
+
+
+@_named("hardmax")
+class Hardmax(Activation):
+    """Hardmax: 1 at each row's arg-max, 0 elsewhere. For prediction only: it has no gradient."""
+
+    def forward(self, z: Any) -> Any:
+        out = xp.zeros_like(z)
+        xp.put_along_axis(out, z.argmax(axis=-1)[..., None], 1.0, axis=-1)
+        return out
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        raise ValueError(
+            "hardmax has no derivative (it is piece-wise constant), so it cannot be trained "
+            "through; use 'softmax' for training and hardmax only to turn predictions into "
+            "one-hot classes."
+        )
+
+
+class CustomActivation(Activation):
+    """A user activation from a ``(function, derivative)`` pair of element-wise callables.
+
+    ``derivative(z)`` must return f'(z) with ``z``'s shape. It cannot be saved to a file by
+    name; pass the same pair again when rebuilding the model.
+    """
+
+    def __init__(self, function: Callable[[Any], Any], derivative: Callable[[Any], Any]) -> None:
+        if not callable(function) or not callable(derivative):
+            raise TypeError(
+                "A custom activation must be a pair of callables (function, derivative). "
+                f"Received: ({function!r}, {derivative!r})"
+            )
+        self.function = function
+        self.derivative_function = derivative
+        self.name = getattr(function, "__name__", "custom")
+
+    def forward(self, z: Any) -> Any:
+        return xp.asarray(self.function(z), dtype=z.dtype)
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        return xp.asarray(self.derivative_function(z), dtype=z.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"function": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Activation:
+        raise ValueError(
+            f"The custom activation {config.get('function')!r} was given as Python functions, "
+            "which are never stored in or executed from a config; rebuild the layer with the "
+            "same (function, derivative) pair."
+        )
+
+
+def get(identifier: Any, argument: str = "activation") -> Activation:
+    """Resolve ``identifier`` to an :class:`Activation`.
+
+    Accepts ``None`` (linear), a name (``"relu"``), a config dict, an ``Activation`` instance
+    or class, or a ``(function, derivative)`` pair.
+    """
+    if identifier is None:
+        return Linear()
+    if isinstance(identifier, tuple):
+        if len(identifier) != 2:
+            raise ValueError(
+                "A custom activation must be a (function, derivative) pair. "
+                f"Received a tuple of length {len(identifier)}: activation={identifier!r}"
+            )
+        return CustomActivation(*identifier)
+    if callable(identifier) and not isinstance(identifier, (type, Activation)):
+        raise TypeError(
+            "A custom activation needs its derivative for back-propagation: pass "
+            f"activation=(function, derivative). Received: activation={identifier!r}"
+        )
+    return ACTIVATIONS.get(identifier, argument)
+
+
+def serialize(activation: Activation) -> dict[str, Any]:
+    """The config dict of ``activation``, inverse of :func:`get`."""
+    return ACTIVATIONS.serialize(activation)
+
+
+def names() -> list[str]:
+    """Every registered activation name and alias."""
+    return ACTIVATIONS.names()

@@ -1,0 +1,83 @@
+"""Checks on user data, run before any training starts.
+
+Each failure is a ``ValueError`` (or ``TypeError``) that names the argument, the value given
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["as_feature_array", "as_target_array", "check_features", "check_lengths"]
+
+
+def _as_numeric(data: Any, argument: str) -> np.ndarray:
+    if data is None:
+        raise ValueError(f"`{argument}` must be an array. Received: {argument}=None")
+    array = np.asarray(data)
+    if array.dtype == object or array.dtype.kind in "USVMm":
+        kind = "strings" if array.dtype.kind in "USO" else f"dtype {array.dtype}"
+        raise TypeError(
+            f"`{argument}` must hold numbers; it holds {kind}. Received: {argument}.dtype="
+            f"{array.dtype}. Encode non-numeric values first."
+        )
+    if array.dtype.kind == "c":
+        raise TypeError(f"`{argument}` must be real; received complex values.")
+    return array
+
+
+def _check_finite(array: np.ndarray, argument: str) -> None:
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))[0]
+        where = ", ".join(str(int(i)) for i in bad)
+        raise ValueError(
+            f"`{argument}` must hold finite numbers, but {argument}[{where}] is "
+            f"{array[tuple(bad)]}. Remove or impute NaN and infinite values before training."
+        )
+
+
+def as_feature_array(x: Any, dtype: str, argument: str = "x") -> np.ndarray:
+    """``x`` as a finite 2-D array ``(batch, features)`` of ``dtype``."""
+    array = _as_numeric(x, argument)
+    if array.ndim != 2:
+        hint = " Reshape a single feature with x.reshape(-1, 1)." if array.ndim == 1 else ""
+        raise ValueError(
+            f"`{argument}` must be 2-D, shaped (batch, features). "
+            f"Received: {argument}.shape={array.shape}.{hint}"
+        )
+    _check_finite(array, argument)
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def as_target_array(y: Any, argument: str = "y") -> np.ndarray:
+    """``y`` as a finite numeric array of 1 or 2 dimensions (the loss converts it further)."""
+    array = _as_numeric(y, argument)
+    if array.ndim not in (1, 2):
+        raise ValueError(
+            f"`{argument}` must be 1-D (batch,) or 2-D (batch, outputs). "
+            f"Received: {argument}.shape={array.shape}"
+        )
+    _check_finite(array, argument)
+    return array
+
+
+def check_lengths(x: np.ndarray, y: np.ndarray, x_name: str = "x", y_name: str = "y") -> None:
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"`{x_name}` and `{y_name}` must have the same number of samples. Received: "
+            f"{x_name}.shape[0]={x.shape[0]}, {y_name}.shape[0]={y.shape[0]}"
+        )
+    if x.shape[0] == 0:
+        raise ValueError(
+            f"`{x_name}` must hold at least one sample. Received: {x_name}.shape={x.shape}"
+        )
+
+
+def check_features(x: np.ndarray, input_dim: int, argument: str = "x") -> None:
+    if x.shape[1] != input_dim:
+        raise ValueError(
+            f"`{argument}` has {x.shape[1]} features, but the model expects input_dim="
+            f"{input_dim}. Received: {argument}.shape={x.shape}"
+        )

@@ -1,0 +1,38 @@
+"""Layers: ``Dense``, ``Maxout``, and activations as layers.
+
+A new layer is one class in one file of this package, registered with
+``@LAYERS.register("Name")`` and imported here.
+"""
+
+from .activation_layers import ELU, Activation, LeakyReLU, PReLU, RReLU, Softmax
+from .base import LAYERS, Layer
+from .dense import Dense
+from .maxout import Maxout
+
+__all__ = [
+    "ELU",
+    "Activation",
+    "Dense",
+    "Layer",
+    "LeakyReLU",
+    "Maxout",
+    "PReLU",
+    "RReLU",
+    "Softmax",
+    "deserialize",
+    "get",
+    "serialize",
+]  # fmt: skip
+
+
+def get(identifier: object) -> Layer:
+    """A layer from a config dict ``{"class_name": ..., "config": ...}`` or an instance."""
+    return LAYERS.get(identifier, "layer")
+
+
+def serialize(layer: Layer) -> dict:
+    return LAYERS.serialize(layer)
+
+
+def deserialize(config: dict) -> Layer:
+    return LAYERS.from_config(config)

@@ -1,0 +1,158 @@
+"""The ``Layer`` base class: what every layer knows and nothing more.
+
+A layer owns its ``build(input_dim)``, ``forward(x, training)``, ``backward(dy)``, its
+parameters and their gradients, and its ``get_config``. Parameters live in ``self.params``
+and gradients in ``self.grads``, two dicts with the same keys in Keras's weight order
+(kernel, then bias, then any other array). ``backward`` writes each parameter's gradient into
+its preallocated array in ``self.grads`` and returns dL/d(input); an optimizer then updates
+``(params[k], grads[k])`` pairs in place.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from .. import initializers
+from ..backend import floatx, xp
+from ..registry import Registry
+
+__all__ = ["LAYERS", "Layer", "check_positive_int"]
+
+_NAME_COUNTERS: defaultdict[str, itertools.count[int]] = defaultdict(itertools.count)
+
+
+def _snake(name: str) -> str:
+    """Dense -> dense, LeakyReLU -> leaky_relu, PReLU -> p_relu."""
+    return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", name).lower()
+
+
+def check_positive_int(value: Any, argument: str) -> int:
+    """``value`` as an int, or a ValueError in Keras's form naming ``argument``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"`{argument}` must be a positive integer. Received: {argument}={value!r}")
+    return int(value)
+
+
+class Layer:
+    """Base class of all layers.
+
+    Args:
+        name: unique name shown in ``summary()``; generated from the class name by default.
+        dtype: float dtype of parameters and outputs; ``layerwise.backend.floatx()`` by default.
+        input_dim: number of input features, for the first layer of a model.
+        input_shape: ``(input_dim,)``, Keras's spelling of the same.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        dtype: str | None = None,
+        input_dim: int | None = None,
+        input_shape: tuple[int, ...] | None = None,
+    ) -> None:
+        base = _snake(type(self).__name__)
+        count = next(_NAME_COUNTERS[base])
+        self.name = name or (base if count == 0 else f"{base}_{count}")
+        self.dtype = np.dtype(dtype or floatx()).name
+        if input_shape is not None:
+            shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+            if shape is None or len(shape) != 1:
+                raise ValueError(
+                    "`input_shape` must be a 1-tuple (features,) for a dense network. "
+                    f"Received: input_shape={input_shape!r}"
+                )
+            if input_dim is not None and input_dim != shape[0]:
+                raise ValueError(
+                    f"`input_dim` and `input_shape` disagree. Received: input_dim={input_dim}, "
+                    f"input_shape={input_shape}"
+                )
+            input_dim = shape[0]
+        self.input_dim: int | None = (
+            None if input_dim is None else check_positive_int(input_dim, "input_dim")
+        )
+        self._declared_input_dim = self.input_dim  # what the user gave, kept in the config
+        self.output_dim: int | None = None
+        self.built = False
+        self.params: dict[str, Any] = {}
+        self.grads: dict[str, Any] = {}
+
+    # -- structure -----------------------------------------------------------------------
+    def compute_output_dim(self, input_dim: int) -> int:
+        """Number of output features for ``input_dim`` input features (default: unchanged)."""
+        return input_dim
+
+    def build(self, input_dim: int) -> None:
+        """Create the parameters for ``input_dim`` input features. Subclasses extend this."""
+        self.input_dim = check_positive_int(input_dim, "input_dim")
+        self.output_dim = self.compute_output_dim(self.input_dim)
+        self.built = True
+
+    def add_weight(self, name: str, shape: tuple[int, ...], initializer: Any) -> Any:
+        """Create parameter ``name`` with its zeroed gradient buffer; returns the parameter."""
+        init = initializers.get(initializer)
+        self.params[name] = init(shape, self.dtype)
+        self.grads[name] = xp.zeros(shape, dtype=self.dtype)
+        return self.params[name]
+
+    # -- computation ---------------------------------------------------------------------
+    def forward(self, x: Any, training: bool = False) -> Any:
+        """Output for input ``x`` of shape ``(batch, input_dim)``; caches what backward needs."""
+        raise NotImplementedError
+
+    def backward(self, dy: Any) -> Any:
+        """dL/d(input) from dL/d(output) ``dy``; fills ``self.grads`` for the last forward."""
+        raise NotImplementedError
+
+    def __call__(self, x: Any, training: bool = False) -> Any:
+        if not self.built:
+            self.build(x.shape[-1])
+        return self.forward(x, training)
+
+    # -- weights -------------------------------------------------------------------------
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the parameters, in Keras's order."""
+        return [np.array(v) for v in self.params.values()]
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """Replace the parameters' values in place (shapes must match)."""
+        weights = list(weights)
+        if len(weights) != len(self.params):
+            raise ValueError(
+                f"Layer {self.name!r} expects {len(self.params)} weight arrays "
+                f"({', '.join(self.params)}). Received: {len(weights)} arrays"
+            )
+        for (key, param), value in zip(self.params.items(), weights):
+            value = np.asarray(value)
+            if value.shape != param.shape:
+                raise ValueError(
+                    f"Weight {key!r} of layer {self.name!r} has shape {param.shape}. "
+                    f"Received: shape {value.shape}"
+                )
+            param[...] = xp.asarray(value, dtype=param.dtype)
+
+    def count_params(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    # -- config --------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this layer (not its weights)."""
+        config: dict[str, Any] = {"name": self.name, "dtype": self.dtype}
+        if self._declared_input_dim is not None:
+            config["input_dim"] = self._declared_input_dim
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} output_dim={self.output_dim}>"
+
+
+LAYERS: Registry[Layer] = Registry("layer", "layer", Layer)

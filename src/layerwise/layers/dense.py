@@ -1,0 +1,82 @@
+"""``Dense``: the fully connected layer, y = f(x W + b)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import activations, initializers
+from ..backend import xp
+from .base import LAYERS, Layer, check_positive_int
+
+
+@LAYERS.register("Dense")
+class Dense(Layer):
+    """Fully connected layer: every input feature connects to every unit.
+
+    Forward, for x of shape ``(batch, inputs)``: z = x W + b, y = f(z), with the kernel W
+    shaped ``(inputs, units)`` and the bias b ``(units,)``. Backward, from dL/dy: dL/dz by the
+    activation's derivative, then dL/dW = xᵀ dL/dz, dL/db = Σ_batch dL/dz, and
+    dL/dx = dL/dz Wᵀ is returned to the layer below.
+
+    Args:
+        units: number of neurons (output features).
+        activation: name, ``Activation`` object or ``(function, derivative)`` pair; linear if
+            None.
+        use_bias: whether to add the bias b.
+        kernel_initializer: initialiser of W (default ``glorot_uniform``).
+        bias_initializer: initialiser of b (default ``zeros``).
+        **kwargs: ``name``, ``dtype``, ``input_dim``, ``input_shape`` (see ``Layer``).
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = None,
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.units = check_positive_int(units, "units")
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
+
+    def compute_output_dim(self, input_dim: int) -> int:
+        return self.units
+
+    def build(self, input_dim: int) -> None:
+        super().build(input_dim)
+        self.add_weight("kernel", (self.input_dim, self.units), self.kernel_initializer)
+        if self.use_bias:
+            self.add_weight("bias", (self.units,), self.bias_initializer)
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        z = x @ self.params["kernel"]
+        if self.use_bias:
+            z += self.params["bias"]
+        self._x, self._z = x, z
+        self._y = self.activation.forward(z)
+        return self._y
+
+    def backward(self, dy: Any) -> Any:
+        return self.backward_logits(self.activation.backward(self._z, self._y, dy))
+
+    def backward_logits(self, dz: Any) -> Any:
+        """Backward from dL/dz (the pre-activation), used with a fused loss."""
+        xp.dot(self._x.T, dz, out=self.grads["kernel"])
+        if self.use_bias:
+            dz.sum(axis=0, out=self.grads["bias"])
+        return dz @ self.params["kernel"].T
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+        }

@@ -1,0 +1,419 @@
+"""``Sequential``: a stack of layers, and the one training loop.
+
+Data flow of one training step (``train_step``)::
+
+    x (batch, features) -> layer.forward(x, training=True) for each layer in order
+      -> loss and dL/d(output) -> layer.backward(dy) from last to first, filling grads
+      -> gradient_reducer(grads) (hook, e.g. averaging over MPI ranks)
+      -> optimizer.apply(params, grads)
+
+The model knows only the order of its layers. When the last layer ends in softmax (or
+sigmoid) and the loss is the matching cross-entropy, the loss is computed from that layer's
+logits and its fused gradient p - y enters ``backward_logits``, skipping the activation's
+Jacobian (stable for any logits, and cheaper).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from . import activations, losses, optimizers
+from . import metrics as metrics_module
+from .backend import to_numpy, xp
+from .callbacks import Callback, CallbackList, History, ProgbarLogger
+from .input_checks import as_feature_array, as_target_array, check_features, check_lengths
+from .layers import Layer
+from .layers.base import LAYERS, check_positive_int
+from .utils import global_rng
+
+__all__ = ["Sequential"]
+
+
+def _batches(n: int, batch_size: int) -> Iterator[slice]:
+    """Consecutive slices of ``batch_size``; the last, partial batch is kept."""
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+class Sequential:
+    """A linear stack of layers, with Keras's ``compile``/``fit``/``evaluate``/``predict``.
+
+    Args:
+        layers: the layers, first to last; more can be appended with ``add``.
+        name: the model's name, shown by ``summary``.
+
+    Example::
+
+        model = Sequential()
+        model.add(Dense(input_dim=10, units=500, activation="sigmoid"))
+        model.add(Dense(units=10, activation="softmax"))
+        model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+        model.fit(x_train, y_train, batch_size=100, epochs=20)
+    """
+
+    def __init__(self, layers: list[Layer] | None = None, name: str | None = None) -> None:
+        self.name = name or "sequential"
+        self.layers: list[Layer] = []
+        self.optimizer: optimizers.Optimizer | None = None
+        self.loss: losses.Loss | None = None
+        self.metrics: list[metrics_module.Metric] = []
+        self.stop_training = False
+        self.history: History | None = None
+        #: called with the list of gradient arrays after backward, before the optimizer;
+        #: it may change them in place (e.g. average them across data-parallel workers)
+        self.gradient_reducer: Callable[[list[Any]], None] | None = None
+        self._fused: losses.Loss | None = None  # set at the start of fit/evaluate
+        self._metric_ids: list[Any] = []
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- structure -----------------------------------------------------------------------
+    def add(self, layer: Layer) -> None:
+        """Append ``layer``; it is built at once if the model's input size is known."""
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                f"`layer` must be a layerwise Layer instance. Received: layer={layer!r}"
+            )
+        if self.layers and layer.input_dim is not None:
+            raise ValueError(
+                f"Only the first layer takes `input_dim`; layer {layer.name!r} is added at "
+                f"position {len(self.layers)}. Received: input_dim={layer.input_dim}"
+            )
+        if any(existing.name == layer.name for existing in self.layers):
+            raise ValueError(f"A layer named {layer.name!r} is already in the model.")
+        self.layers.append(layer)
+        if not self.layers[0].built and self.layers[0].input_dim is not None:
+            self.build(self.layers[0].input_dim)
+        elif len(self.layers) > 1 and self.layers[-2].built and not layer.built:
+            layer.build(self.layers[-2].output_dim)
+
+    def build(self, input_dim: int | None = None, input_shape: tuple[int] | None = None) -> None:
+        """Create every layer's parameters for ``input_dim`` input features."""
+        if input_shape is not None:
+            input_dim = tuple(input_shape)[-1]
+        if input_dim is None:
+            input_dim = self.layers[0].input_dim if self.layers else None
+        if input_dim is None:
+            raise ValueError("`input_dim` is unknown: pass build(input_dim) or input_dim= "
+                             "to the first layer.")
+        if not self.layers:
+            raise ValueError("The model has no layers; add some before building it.")
+        dim = check_positive_int(input_dim, "input_dim")
+        for layer in self.layers:
+            if layer.built and layer.input_dim != dim:
+                raise ValueError(
+                    f"Layer {layer.name!r} was built for input_dim={layer.input_dim}, but the "
+                    f"layer before it gives {dim} features."
+                )
+            if not layer.built:
+                layer.build(dim)
+            dim = layer.output_dim
+
+    @property
+    def built(self) -> bool:
+        return bool(self.layers) and all(layer.built for layer in self.layers)
+
+    @property
+    def input_dim(self) -> int | None:
+        return self.layers[0].input_dim if self.layers else None
+
+    @property
+    def output_dim(self) -> int | None:
+        return self.layers[-1].output_dim if self.layers else None
+
+    @property
+    def dtype(self) -> str:
+        return self.layers[0].dtype if self.layers else "float32"
+
+    @property
+    def params(self) -> list[Any]:
+        """Every trainable array, in layer order (the arrays themselves, not copies)."""
+        return [p for layer in self.layers for p in layer.params.values()]
+
+    @property
+    def grads(self) -> list[Any]:
+        """The gradient buffer of each array in ``params``, in the same order."""
+        return [g for layer in self.layers for g in layer.grads.values()]
+
+    # -- compile -------------------------------------------------------------------------
+    def compile(
+        self,
+        optimizer: Any = "sgd",
+        loss: Any = None,
+        metrics: list[Any] | None = None,
+    ) -> None:
+        """Choose the optimizer, the loss and the metrics reported during training.
+
+        Args:
+            optimizer: name (``"sgd"``, ...) or ``Optimizer`` object.
+            loss: name (``"categorical_crossentropy"``, ``"mse"``, ...) or ``Loss`` object.
+            metrics: names or ``Metric`` objects; ``"accuracy"`` adapts to the loss.
+        """
+        if loss is None:
+            raise ValueError(
+                f"`loss` is required. Valid names are: {', '.join(losses.names())}. "
+                "Received: loss=None"
+            )
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss)
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"`metrics` must be a list. Received: metrics={metrics!r}")
+        self._metric_ids = list(metrics or [])
+        self._resolve_metrics()
+
+    def _resolve_metrics(self) -> None:
+        units = self.output_dim
+        self.metrics = [
+            metrics_module.get(m, loss_name=self.loss.name, units=units) for m in self._metric_ids
+        ]
+
+    def _fused_loss(self) -> losses.Loss | None:
+        """The logits form of the loss when the last layer's activation matches it."""
+        last = self.layers[-1]
+        act = getattr(last, "activation", None)
+        if (self.loss.logits_activation and not self.loss.from_logits
+                and hasattr(last, "backward_logits") and act is not None
+                and act == activations.get(self.loss.logits_activation)):
+            return self.loss.with_logits()
+        return None
+
+    def _check_compiled(self, method: str) -> None:
+        if self.loss is None or self.optimizer is None:
+            raise RuntimeError(
+                f"You must call compile() before {method}(): the model has no loss and optimizer."
+            )
+
+    # -- forward / backward --------------------------------------------------------------
+    def forward(self, x: Any, training: bool = False) -> Any:
+        """Output of the network for ``x`` of shape ``(batch, input_dim)``."""
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    __call__ = forward
+
+    def backward(self, dy: Any, start: int | None = None) -> Any:
+        """Back-propagate dL/d(output) ``dy`` through layers ``start-1 .. 0``."""
+        for layer in reversed(self.layers[:start]):
+            dy = layer.backward(dy)
+        return dy
+
+    def compute_gradients(
+        self, x: Any, y: Any, sample_weight: Any | None = None
+    ) -> tuple[float, Any]:
+        """Forward and backward on one batch; fills every layer's ``grads``.
+
+        Returns the batch's loss (before any update) and the network's output.
+        """
+        y_pred = self.forward(x, training=True)
+        if self._fused is not None:
+            last = self.layers[-1]
+            loss, dz = self._fused.loss_and_gradient(y, last._z, sample_weight)
+            self.backward(last.backward_logits(dz), start=-1)
+        else:
+            loss, dy = self.loss.loss_and_gradient(y, y_pred, sample_weight)
+            self.backward(dy)
+        return loss, y_pred
+
+    def train_step(self, x: Any, y: Any, sample_weight: Any | None = None) -> tuple[float, Any]:
+        """One optimisation step on one batch: gradients, reduction hook, optimizer update."""
+        loss, y_pred = self.compute_gradients(x, y, sample_weight)
+        grads = self.grads
+        if self.gradient_reducer is not None:
+            self.gradient_reducer(grads)
+        self.optimizer.apply(self.params, grads)
+        return loss, y_pred
+
+    # -- data ----------------------------------------------------------------------------
+    def _prepare(self, x: Any, y: Any | None, method: str) -> tuple[np.ndarray, Any]:
+        """Validate and convert ``x`` (and ``y``) before any computation."""
+        x = as_feature_array(x, self.dtype)
+        if not self.built:
+            self.build(x.shape[1])
+        check_features(x, self.input_dim)
+        if y is None:
+            return x, None
+        y = as_target_array(y)
+        check_lengths(x, y)
+        return x, self.loss.prepare_targets(y, self.output_dim, self.dtype)
+
+    def _begin(self, method: str) -> None:
+        self._check_compiled(method)
+        self._fused = self._fused_loss()
+
+    # -- Keras API -----------------------------------------------------------------------
+    def fit(
+        self,
+        x: Any,
+        y: Any,
+        batch_size: int | None = 32,
+        epochs: int = 1,
+        verbose: int = 1,
+        callbacks: list[Callback] | None = None,
+        shuffle: bool = True,
+    ) -> History:
+        """Train for ``epochs`` passes over ``(x, y)`` in mini-batches of ``batch_size``.
+
+        ``batch_size=1`` is stochastic gradient descent, ``batch_size=len(x)`` batch gradient
+        descent, anything between mini-batch; the last partial batch is used. With
+        ``shuffle=True`` the samples are reshuffled before every epoch.
+
+        Returns a ``History`` whose ``history`` maps ``"loss"`` and each metric to its
+        per-epoch values (the mean over the epoch's batches, weighted by batch size).
+        """
+        self._begin("fit")
+        x, y = self._prepare(x, y, "fit")
+        batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(
+                f"`epochs` must be a non-negative integer. Received: epochs={epochs!r}"
+            )
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
+        self._resolve_metrics()
+
+        n = x.shape[0]
+        self.history = History()
+        cbs = [self.history, *(callbacks or [])]
+        if verbose:
+            cbs.append(ProgbarLogger())
+        params = {"epochs": epochs, "steps": math.ceil(n / batch_size), "batch_size": batch_size,
+                  "samples": n, "verbose": verbose}
+        callback_list = CallbackList(cbs, self, params)
+        self.stop_training = False
+        callback_list.on_train_begin()
+        for epoch in range(epochs):
+            callback_list.on_epoch_begin(epoch)
+            order = global_rng().permutation(n) if shuffle else None
+            totals = np.zeros(1 + len(self.metrics))
+            for step, batch in enumerate(_batches(n, batch_size)):
+                callback_list.on_train_batch_begin(step)
+                if order is None:
+                    xb, yb = x[batch], y[batch]
+                else:
+                    idx = order[batch]
+                    xb, yb = x[idx], y[idx]
+                loss, y_pred = self.train_step(xb, yb)
+                count = xb.shape[0]
+                totals[0] += loss * count
+                for i, metric in enumerate(self.metrics, start=1):
+                    totals[i] += float(metric.per_sample(yb, y_pred).sum())
+                callback_list.on_train_batch_end(step, {"loss": loss, "size": count})
+            logs = self._logs(totals / n)
+            callback_list.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        callback_list.on_train_end()
+        return self.history
+
+    def _logs(self, means: np.ndarray, prefix: str = "") -> dict[str, float]:
+        names = ["loss", *(m.name for m in self.metrics)]
+        return {prefix + name: float(v) for name, v in zip(names, means)}
+
+    def evaluate(
+        self, x: Any, y: Any, batch_size: int | None = None, verbose: int = 1
+    ) -> float | list[float]:
+        """Loss (and metrics) on ``(x, y)`` in inference mode.
+
+        Returns ``[loss, *metrics]``, or the loss alone when there are no metrics.
+        """
+        self._begin("evaluate")
+        x, y = self._prepare(x, y, "evaluate")
+        batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
+        self._resolve_metrics()
+        totals = np.zeros(1 + len(self.metrics))
+        for batch in _batches(x.shape[0], batch_size):
+            xb, yb = x[batch], y[batch]
+            y_pred = self.forward(xb, training=False)
+            if self._fused is not None:
+                totals[0] += self._fused(yb, self.layers[-1]._z) * xb.shape[0]
+            else:
+                totals[0] += self.loss(yb, y_pred) * xb.shape[0]
+            for i, metric in enumerate(self.metrics, start=1):
+                totals[i] += float(metric.per_sample(yb, y_pred).sum())
+        logs = self._logs(totals / x.shape[0])
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
+        """The network's outputs for ``x``, shape ``(batch, output_dim)``, in inference mode."""
+        if not self.layers:
+            raise ValueError("The model has no layers; add some before predict().")
+        x, _ = self._prepare(x, None, "predict")
+        batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
+        out = np.empty((x.shape[0], self.output_dim), dtype=self.dtype)
+        for batch in _batches(x.shape[0], batch_size):
+            out[batch] = to_numpy(self.forward(xp.asarray(x[batch]), training=False))
+        return out
+
+    def train_on_batch(self, x: Any, y: Any) -> float | list[float]:
+        """One update on one batch. Returns the batch's loss before the update
+        (``[loss, *metrics]`` when metrics were compiled)."""
+        self._begin("train_on_batch")
+        x, y = self._prepare(x, y, "train_on_batch")
+        self._resolve_metrics()
+        loss, y_pred = self.train_step(x, y)
+        values = [loss, *(metric(y, y_pred) for metric in self.metrics)]
+        return values[0] if len(values) == 1 else values
+
+    def test_on_batch(self, x: Any, y: Any) -> float | list[float]:
+        """Loss (and metrics) of one batch in inference mode, without updating."""
+        return self.evaluate(x, y, batch_size=max(1, len(x)), verbose=0)
+
+    # -- weights -------------------------------------------------------------------------
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of every parameter: per layer kernel ``(inputs, units)``, bias ``(units,)``,
+        then any other array, in layer order (Keras's order)."""
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """Set every parameter from a list in ``get_weights``'s order."""
+        weights = list(weights)
+        expected = sum(len(layer.params) for layer in self.layers)
+        if len(weights) != expected:
+            raise ValueError(
+                f"The model has {expected} weight arrays. Received: a list of {len(weights)}"
+            )
+        start = 0
+        for layer in self.layers:
+            layer.set_weights(weights[start:start + len(layer.params)])
+            start += len(layer.params)
+
+    def count_params(self) -> int:
+        """Total number of trainable numbers."""
+        return sum(layer.count_params() for layer in self.layers)
+
+    def summary(self, print_fn: Callable[[str], None] = print) -> None:
+        """Print a table of the layers, their output shapes and parameter counts."""
+        rows = [(f"{layer.name} ({type(layer).__name__})",
+                 f"(None, {layer.output_dim if layer.built else '?'})",
+                 str(layer.count_params()) if layer.built else "?") for layer in self.layers]
+        header = ("Layer (type)", "Output Shape", "Param #")
+        widths = [max(len(r[i]) for r in [header, *rows]) + 2 for i in range(3)]
+        line = "-" * sum(widths)
+        out = [f'Model: "{self.name}"', line,
+               "".join(h.ljust(w) for h, w in zip(header, widths)), "=" * sum(widths)]
+        out += ["".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+        out += ["=" * sum(widths), f"Total params: {self.count_params():,}",
+                f"Trainable params: {self.count_params():,}", line]
+        print_fn("\n".join(out))
+
+    # -- config --------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The architecture: the model's name and each layer's serialized config."""
+        return {"name": self.name, "layers": [LAYERS.serialize(layer) for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        """A new, untrained model with the architecture of ``config``."""
+        layers = [LAYERS.from_config(layer) for layer in config.get("layers", [])]
+        return cls(layers, name=config.get("name"))
+
+    def __repr__(self) -> str:
+        return f"<Sequential name={self.name!r} layers={[layer.name for layer in self.layers]}>"

@@ -1,0 +1,131 @@
+"""The ``Optimizer`` interface: update ``(param, grad)`` pairs in place.
+
+The model hands an optimizer two aligned lists, parameters and their gradients, once per
+training step: ``optimizer.apply(params, grads)``. A new optimizer subclasses ``Optimizer``,
+declares its per-parameter state in ``slot_names`` and writes ``update`` for one pair; it
+never sees the model. Its state (the slots and the step count ``iterations``) is plain arrays,
+inspectable through ``get_state()`` and restorable with ``set_state()``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..backend import xp
+
+__all__ = ["Optimizer"]
+
+
+class Optimizer:
+    """Base class of all optimizers.
+
+    Args:
+        learning_rate: step size η, a float or a schedule called with the step count.
+        clipnorm: if set, each gradient array is rescaled to at most this L2 norm.
+        clipvalue: if set, each gradient entry is clipped to [-clipvalue, clipvalue].
+    """
+
+    #: names of per-parameter state arrays, created as zeros like each parameter
+    slot_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.01,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+    ) -> None:
+        if not callable(learning_rate):
+            if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
+                    or not math.isfinite(learning_rate) or learning_rate <= 0:
+                raise ValueError(
+                    "`learning_rate` must be a positive number or a schedule. "
+                    f"Received: learning_rate={learning_rate!r}"
+                )
+            learning_rate = float(learning_rate)
+        for arg, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue)):
+            if value is not None and not value > 0:
+                raise ValueError(f"`{arg}` must be positive or None. Received: {arg}={value!r}")
+        self.learning_rate = learning_rate
+        self.clipnorm = clipnorm
+        self.clipvalue = clipvalue
+        self.iterations = 0
+        self.slots: dict[str, list[Any]] = {}
+        self.built = False
+
+    @property
+    def name(self) -> str:
+        from .registry import OPTIMIZERS
+
+        return OPTIMIZERS.name_of(type(self))
+
+    def current_learning_rate(self) -> float:
+        """η for the next step (a schedule is evaluated at ``iterations``)."""
+        if callable(self.learning_rate):
+            return float(self.learning_rate(self.iterations))
+        return self.learning_rate
+
+    def build(self, params: list[Any]) -> None:
+        """Create the slots for ``params`` (called by the first ``apply``)."""
+        self.slots = {name: [xp.zeros_like(p) for p in params] for name in self.slot_names}
+        self.built = True
+
+    def apply(self, params: list[Any], grads: list[Any]) -> None:
+        """One update step of every ``params[i]`` from ``grads[i]``, in place."""
+        if not self.built:
+            self.build(params)
+        lr = self.current_learning_rate()
+        for i, (param, grad) in enumerate(zip(params, grads)):
+            self.update(i, param, self._clip(grad), lr)
+        self.iterations += 1
+
+    def update(self, index: int, param: Any, grad: Any, lr: float) -> None:
+        """Update ``param`` in place from ``grad``; ``index`` selects this pair's slots."""
+        raise NotImplementedError
+
+    def _clip(self, grad: Any) -> Any:
+        if self.clipvalue is not None:
+            grad = xp.clip(grad, -self.clipvalue, self.clipvalue)
+        if self.clipnorm is not None:
+            norm = float(xp.sqrt((grad * grad).sum()))
+            if norm > self.clipnorm:
+                grad = grad * (self.clipnorm / norm)
+        return grad
+
+    # -- state ---------------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """``{"iterations": int, "slots": {name: [array, ...]}}``, copies as NumPy arrays."""
+        return {
+            "iterations": self.iterations,
+            "slots": {k: [np.array(a) for a in v] for k, v in self.slots.items()},
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``get_state`` returned, so training continues exactly."""
+        self.iterations = int(state["iterations"])
+        self.slots = {k: [xp.asarray(a) for a in v] for k, v in state["slots"].items()}
+        self.built = bool(self.slots) or not self.slot_names
+
+    # -- config --------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        lr = self.learning_rate
+        if callable(lr) and hasattr(lr, "get_config"):
+            from . import schedules
+
+            lr = schedules.serialize(lr)
+        return {"learning_rate": lr, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Optimizer:
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            from . import schedules
+
+            config["learning_rate"] = schedules.get(config["learning_rate"])
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"

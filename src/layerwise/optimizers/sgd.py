@@ -1,0 +1,53 @@
+"""Gradient descent, with the seed's momentum and Nesterov's variant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Optimizer
+from .registry import OPTIMIZERS
+
+
+@OPTIMIZERS.register("sgd", "gradient_descent")
+class SGD(Optimizer):
+    """Gradient descent θ <- θ - η∇L, optionally with momentum.
+
+    With ``momentum`` λ > 0 (the seed's formula, v⁰ = 0):
+    v <- λv - η∇L; θ <- θ + v.
+    With ``nesterov=True`` the step looks ahead along the velocity: θ <- θ + λv - η∇L.
+    With a constant η both equal PyTorch's ``torch.optim.SGD`` (whose buffer b = -v/η).
+
+    Whether it is batch, stochastic or mini-batch gradient descent is set by ``fit``'s
+    ``batch_size``, not here.
+    """
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate, **kwargs)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"`momentum` must be in [0, 1). Received: momentum={momentum!r}")
+        if nesterov and momentum == 0:
+            raise ValueError("`nesterov=True` needs a momentum > 0. Received: momentum=0")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+        self.slot_names = ("velocity",) if self.momentum else ()
+
+    def update(self, index: int, param: Any, grad: Any, lr: float) -> None:
+        if not self.momentum:
+            param -= lr * grad
+            return
+        v = self.slots["velocity"][index]
+        v *= self.momentum
+        v -= lr * grad
+        if self.nesterov:
+            param += self.momentum * v - lr * grad
+        else:
+            param += v
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}

@@ -1,0 +1,106 @@
+"""Name -> class registries, one per kind (activations, losses, optimizers, ...).
+
+A registry resolves what a user may pass where a component is expected: a registered name
+(``"relu"``), a config dict (``{"class_name": "Adam", "config": {...}}``, as written by
+``get_config``), an instance, or a class. Unknown names fail with the valid names and the
+closest match, in the form Keras uses for its errors.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names (and aliases) of one kind of component to their classes."""
+
+    def __init__(self, kind: str, argument: str, base: type[T]) -> None:
+        self.kind = kind  # e.g. "activation"
+        self.argument = argument  # the argument name shown in errors, e.g. "activation"
+        self.base = base  # instances and subclasses of it are accepted as they are
+        self._classes: dict[str, type[T]] = {}  # names, aliases and class names
+        self._names: set[str] = set()  # names and aliases, the ones shown to users
+        self._canonical: dict[type[T], str] = {}
+        self.extra_names: tuple[str, ...] = ()  # names resolved outside the registry
+
+    def register(self, name: str, *aliases: str) -> Callable[[type[T]], type[T]]:
+        """Class decorator: register ``cls`` under ``name`` and any ``aliases``."""
+
+        def decorator(cls: type[T]) -> type[T]:
+            for key in (name, *aliases):
+                if key in self._classes:
+                    raise ValueError(f"{self.kind} name {key!r} is already registered")
+                self._classes[key] = cls
+                self._names.add(key)
+            self._classes.setdefault(cls.__name__, cls)
+            self._canonical[cls] = name
+            return cls
+
+        return decorator
+
+    def names(self) -> list[str]:
+        """Every registered name and alias (class names excluded), sorted."""
+        return sorted({*self._names, *self.extra_names})
+
+    def name_of(self, cls: type) -> str:
+        """The canonical registered name of ``cls``."""
+        return self._canonical[cls]
+
+    def lookup(self, name: str, argument: str | None = None) -> type[T]:
+        """The class registered as ``name``; a clear ``ValueError`` when there is none."""
+        key = name if name in self._classes else name.lower()
+        if key in self._classes:
+            return self._classes[key]
+        raise ValueError(self.unknown_message(name, argument))
+
+    def unknown_message(self, name: str, argument: str | None = None) -> str:
+        argument = argument or self.argument
+        valid = self.names()
+        close = difflib.get_close_matches(name.lower(), valid, n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return (
+            f"Unknown {self.kind} {name!r} for `{argument}`.{hint} "
+            f"Valid names are: {', '.join(valid)}. Received: {argument}={name!r}"
+        )
+
+    def get(self, identifier: Any, argument: str | None = None, **kwargs: Any) -> T:
+        """Resolve ``identifier`` (name, config dict, class or instance) to an instance.
+
+        ``argument`` names the user's argument in error messages (e.g. ``kernel_initializer``).
+        """
+        argument = argument or self.argument
+        if isinstance(identifier, str):
+            return self.lookup(identifier, argument)(**kwargs)
+        if isinstance(identifier, dict):
+            return self.from_config(identifier)
+        if isinstance(identifier, type) and issubclass(identifier, self.base):
+            return identifier(**kwargs)
+        if isinstance(identifier, self.base):
+            return identifier
+        raise TypeError(
+            f"`{argument}` must be a {self.kind} name (one of {', '.join(self.names())}), "
+            f"a config dict or a {self.kind} object. Received: {argument}={identifier!r}"
+        )
+
+    def serialize(self, obj: Any) -> dict[str, Any]:
+        """``{"class_name": ..., "config": ...}`` for ``obj``, the inverse of ``from_config``."""
+        return {"class_name": type(obj).__name__, "config": obj.get_config()}
+
+    def from_config(self, config: dict[str, Any]) -> T:
+        """Rebuild an object from the dict ``serialize`` wrote."""
+        if not isinstance(config, dict) or "class_name" not in config:
+            raise ValueError(
+                f"A {self.kind} config must be a dict with keys 'class_name' and 'config'. "
+                f"Received: {config!r}"
+            )
+        cls = self.lookup(config["class_name"])
+        options = config.get("config") or {}
+        if not isinstance(options, dict):
+            raise ValueError(
+                f"The 'config' of a {self.kind} must be a dict. Received: {options!r}"
+            )
+        return cls.from_config(options) if hasattr(cls, "from_config") else cls(**options)

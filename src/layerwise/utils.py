@@ -1,0 +1,60 @@
+"""Small helpers: the global random generator, reproducibility, one-hot labels."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+
+__all__ = ["global_rng", "make_rng", "set_random_seed", "to_categorical"]
+
+_GLOBAL_RNG = np.random.default_rng()
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed every random draw layerwise makes (initialisers, shuffling, dropout, RReLU).
+
+    Also seeds Python's ``random`` and NumPy's legacy global generator, as Keras does, so a
+    script that calls this once gives bit-identical runs.
+    """
+    global _GLOBAL_RNG
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative integer. Received: seed={seed!r}")
+    _GLOBAL_RNG = np.random.default_rng(int(seed))
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+
+
+def global_rng() -> np.random.Generator:
+    """The generator used wherever no ``seed=`` was given."""
+    return _GLOBAL_RNG
+
+
+def make_rng(seed: int | None) -> np.random.Generator:
+    """A new generator for ``seed``, or the global one when ``seed`` is None."""
+    if seed is None:
+        return _GLOBAL_RNG
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative integer or None. Received: seed={seed!r}")
+    return np.random.default_rng(int(seed))
+
+
+def to_categorical(y: Any, num_classes: int | None = None, dtype: str = "float32") -> np.ndarray:
+    """One-hot encode integer class labels ``(batch,)`` into ``(batch, num_classes)``."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"`y` must be a 1-D array of class indices. Received: y.shape={y.shape}")
+    if y.size and (not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0):
+        raise ValueError("`y` must hold non-negative integer class indices.")
+    y = y.astype(np.int64)
+    n = int(y.max()) + 1 if num_classes is None and y.size else int(num_classes or 0)
+    if y.size and y.max() >= n:
+        raise ValueError(
+            f"`y` holds class {int(y.max())}, which does not fit num_classes={num_classes}."
+        )
+    out = np.zeros((y.shape[0], n), dtype=dtype)
+    out[np.arange(y.shape[0]), y] = 1
+    return out
