@@ -195,7 +195,7 @@ def test_verbose_prints_one_line_per_epoch(rng, capsys):
     x, y = _regression(rng)
     _model().fit(x, y, epochs=3, verbose=2)
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 3 and out[-1].startswith("Epoch 3/3 - loss: ")
+    assert len(out) == 3 and out[-1].startswith("Epoch 3/3 - ") and " - loss: " in out[-1]
     _model().fit(x, y, epochs=3, verbose=0)
     assert capsys.readouterr().out == ""
 

@@ -38,7 +38,7 @@ def test_deep_mixed_network(loss, float64, rng):
     model.compile(optimizer="sgd", loss=loss)
     x = rng.normal(size=(8, 5))
     y = _targets(kind, rng, 8)
-    x, y = model._prepare(x, y, "test")
+    x, y, _ = model._prepare(x, y)
     model._begin("test")
 
     def loss_value():

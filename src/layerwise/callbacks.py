@@ -4,15 +4,30 @@
 ``on_train_batch_begin``/``on_train_batch_end``, then ``on_epoch_end`` with the epoch's
 ``logs`` (``loss``, each metric, and ``val_*`` with validation data), and finally
 ``on_train_end``. A callback may set ``model.stop_training = True`` to end training after the
-current epoch.
+current batch. ``self.params`` holds ``epochs``, ``steps``, ``batch_size``, ``samples``,
+``verbose`` and ``metrics`` (every key the epoch logs will have).
 """
 
 from __future__ import annotations
 
+import csv
+import math
+import os
 import sys
+import time
+import warnings
+from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["Callback", "CallbackList", "History", "ProgbarLogger"]
+import numpy as np
+
+__all__ = [
+    "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
+    "LearningRateScheduler", "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger",
+    "LambdaCallback", "GradientMonitor",
+]  # fmt: skip
+
+Logs = dict[str, Any]
 
 
 class Callback:
@@ -28,19 +43,22 @@ class Callback:
     def set_params(self, params: dict[str, Any]) -> None:
         self.params = params
 
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None: ...
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None: ...
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None: ...
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None: ...
-    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None: ...
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None: ...
+    def on_train_begin(self, logs: Logs | None = None) -> None: ...
+    def on_train_end(self, logs: Logs | None = None) -> None: ...
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None: ...
+    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
 
 
-class CallbackList(Callback):
-    """Calls each hook on every callback, in order."""
+_HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+          "on_train_batch_begin", "on_train_batch_end")
+
+
+class CallbackList:
+    """Calls each hook on every callback, in order (``callbacks.on_epoch_end(epoch, logs)``)."""
 
     def __init__(self, callbacks: list[Callback], model: Any, params: dict[str, Any]) -> None:
-        super().__init__()
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(
@@ -50,29 +68,15 @@ class CallbackList(Callback):
             cb.set_params(params)
         self.callbacks = callbacks
 
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        for cb in self.callbacks:
-            cb.on_train_begin(logs)
+    def __getattr__(self, hook: str) -> Callable[..., None]:
+        if hook not in _HOOKS:
+            raise AttributeError(hook)
 
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        for cb in self.callbacks:
-            cb.on_train_end(logs)
+        def call(*args: Any) -> None:
+            for cb in self.callbacks:
+                getattr(cb, hook)(*args)
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        for cb in self.callbacks:
-            cb.on_epoch_begin(epoch, logs)
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        for cb in self.callbacks:
-            cb.on_epoch_end(epoch, logs)
-
-    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        for cb in self.callbacks:
-            cb.on_train_batch_begin(batch, logs)
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        for cb in self.callbacks:
-            cb.on_train_batch_end(batch, logs)
+        return call
 
 
 class History(Callback):
@@ -83,29 +87,458 @@ class History(Callback):
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
 
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         self.epoch = []
         self.history = {}
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
 
 
-def format_logs(logs: dict[str, Any]) -> str:
-    return " - ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
-                      for k, v in logs.items())
+def format_logs(logs: Logs) -> str:
+    return " - ".join(f"{k}: {v:.4g}" if k == "learning_rate" else f"{k}: {v:.4f}"
+                      for k, v in logs.items() if isinstance(v, (int, float)))
 
 
 class ProgbarLogger(Callback):
-    """Prints one line per epoch: ``Epoch 3/20 - loss: 0.1234 - accuracy: 0.9650``."""
+    """Progress output of ``fit``.
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    ``verbose=1`` on a terminal: a live tqdm bar per epoch with the running loss, finished
+    with the epoch's logs. ``verbose=2``, or ``verbose=1`` when the output is not a terminal
+    (CI, a pipe, a file): one line per epoch, ``Epoch 3/20 - 0.4s - loss: 0.1234 - ...``.
+    """
+
+    def __init__(self, verbose: int = 1, stream: TextIO | None = None) -> None:
         super().__init__()
+        self.verbose = verbose
         self.stream = stream
+        self._bar: Any = None
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        stream = self.stream or sys.stdout
-        stream.write(f"Epoch {epoch + 1}/{self.params.get('epochs')} - {format_logs(logs or {})}\n")
-        stream.flush()
+    def _out(self) -> TextIO:
+        return self.stream or sys.stdout
+
+    def _live(self) -> bool:
+        isatty = getattr(self._out(), "isatty", None)
+        return self.verbose == 1 and bool(isatty and isatty())
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        self._start = time.perf_counter()
+        self._seen = 0
+        self._loss_sum = 0.0
+        if self._live():
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=self.params.get("steps"), file=self._out(), unit="batch",
+                             desc=f"Epoch {epoch + 1}/{self.params.get('epochs')}",
+                             dynamic_ncols=True, leave=True, mininterval=0.1)
+
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        if self._bar is None or not logs:
+            return
+        self._seen += logs.get("size", 0)
+        self._loss_sum += logs.get("loss", 0.0) * logs.get("size", 0)
+        self._bar.set_postfix_str(f"loss: {self._loss_sum / max(self._seen, 1):.4f}",
+                                  refresh=False)
+        self._bar.update(1)
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        seconds = time.perf_counter() - self._start
+        if self._bar is not None:
+            self._bar.set_postfix_str(format_logs(logs or {}), refresh=False)
+            self._bar.close()
+            self._bar = None
+            return
+        out = self._out()
+        out.write(f"Epoch {epoch + 1}/{self.params.get('epochs')} - {seconds:.1f}s - "
+                  f"{format_logs(logs or {})}\n")
+        out.flush()
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        if self._bar is not None:  # training stopped inside an epoch
+            self._bar.close()
+            self._bar = None
+
+
+class _Monitoring(Callback):
+    """Shared by callbacks that watch one logged value for improvement."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
+        super().__init__()
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"`mode` must be 'auto', 'min' or 'max'. Received: mode={mode!r}")
+        self.monitor = monitor
+        self.mode = mode
+        self.min_delta = abs(float(min_delta))
+        higher_is_better = mode == "max" or (mode == "auto" and (
+            "acc" in monitor or monitor.endswith("auc") or "r2" in monitor))
+        self._sign = -1.0 if higher_is_better else 1.0  # compare sign * value, lower is better
+
+    def _check_monitor_exists(self) -> None:
+        available = self.params.get("metrics")
+        if available is not None and self.monitor not in available:
+            hint = " Pass validation_split= or validation_data= to fit()." \
+                if self.monitor.startswith("val_") else ""
+            raise ValueError(
+                f"{type(self).__name__} monitors {self.monitor!r}, which fit() does not log. "
+                f"Available: {', '.join(available)}.{hint} Received: monitor={self.monitor!r}"
+            )
+
+    def _improved(self, current: float, best: float) -> bool:
+        return self._sign * current < self._sign * best - self.min_delta
+
+    def _worst(self) -> float:
+        return self._sign * math.inf
+
+
+class EarlyStopping(_Monitoring):
+    """Stop when the monitored value stops improving (SPEC §7: early stopping).
+
+    Hold out a validation set (``validation_split=`` or ``validation_data=``, never the test
+    set) and watch ``val_loss``: training stops after ``patience`` epochs without an
+    improvement larger than ``min_delta``.
+
+    Args:
+        monitor: the logged value to watch (``"val_loss"``, ``"val_accuracy"``, ...).
+        min_delta: smallest change that counts as an improvement.
+        patience: epochs without improvement before stopping.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracies, min otherwise).
+        baseline: the value must beat this to count as an improvement at all.
+        restore_best_weights: at the end of training, put back the weights of the best epoch.
+        start_from_epoch: epochs of warm-up during which no improvement is required.
+        verbose: 1 prints a line when training stops.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        min_delta: float = 0.0,
+        patience: int = 0,
+        verbose: int = 0,
+        mode: str = "auto",
+        baseline: float | None = None,
+        restore_best_weights: bool = False,
+        start_from_epoch: int = 0,
+    ) -> None:
+        super().__init__(monitor, mode, min_delta)
+        if patience < 0:
+            raise ValueError(f"`patience` must be >= 0. Received: patience={patience}")
+        self.patience = int(patience)
+        self.verbose = verbose
+        self.baseline = baseline
+        self.restore_best_weights = bool(restore_best_weights)
+        self.start_from_epoch = int(start_from_epoch)
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        self._check_monitor_exists()
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = self._worst()
+        self.best_epoch = 0
+        self.best_weights: list[np.ndarray] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        current = (logs or {}).get(self.monitor)
+        if current is None or epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()  # no improvement ever: keep the first
+        self.wait += 1
+        if self._improved(current, self.best):
+            self.best, self.best_epoch = current, epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._improved(current, self.baseline):
+                self.wait = 0
+                return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        if self.stopped_epoch and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping "
+                  f"(best {self.monitor} {self.best:.4f} at epoch {self.best_epoch + 1})")
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def _set_learning_rate(model: Any, value: float, who: str) -> None:
+    optimizer = model.optimizer
+    if callable(optimizer.learning_rate):
+        raise ValueError(
+            f"{who} sets the learning rate, but the optimizer's learning_rate is a schedule "
+            f"({optimizer.learning_rate!r}); use one or the other."
+        )
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{who} produced an invalid learning rate. Received: {value!r}")
+    optimizer.learning_rate = float(value)
+
+
+class LearningRateScheduler(Callback):
+    """Sets the learning rate at the start of each epoch: ``lr = schedule(epoch, lr)``."""
+
+    def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0) -> None:
+        super().__init__()
+        self.schedule = schedule
+        self.verbose = verbose
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        lr = self.schedule(epoch, self.model.optimizer.current_learning_rate())
+        _set_learning_rate(self.model, lr, "LearningRateScheduler")
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr:.6g}.")
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        if logs is not None:
+            logs["learning_rate"] = self.model.optimizer.current_learning_rate()
+
+
+class ReduceLROnPlateau(_Monitoring):
+    """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement.
+
+    Args:
+        monitor, mode, min_delta: as ``EarlyStopping``.
+        factor: multiplier of the learning rate, in (0, 1).
+        patience: epochs without improvement before a reduction.
+        cooldown: epochs to wait after a reduction before counting again.
+        min_lr: the learning rate never goes below this.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        verbose: int = 0,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+    ) -> None:
+        super().__init__(monitor, mode, min_delta)
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"`factor` must be in (0, 1). Received: factor={factor}")
+        self.factor, self.patience, self.verbose = float(factor), int(patience), verbose
+        self.cooldown, self.min_lr = int(cooldown), float(min_lr)
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        self._check_monitor_exists()
+        _set_learning_rate(self.model, self.model.optimizer.current_learning_rate(),
+                           "ReduceLROnPlateau")
+        self.wait = 0
+        self.cooldown_counter = 0
+        self.best = self._worst()
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        logs = logs if logs is not None else {}
+        current = logs.get(self.monitor)
+        lr = self.model.optimizer.current_learning_rate()
+        logs["learning_rate"] = lr
+        if current is None:
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(current, self.best):
+            self.best, self.wait = current, 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience and lr > self.min_lr:
+                new_lr = max(lr * self.factor, self.min_lr)
+                _set_learning_rate(self.model, new_lr, "ReduceLROnPlateau")
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                          f"{new_lr:.6g}.")
+                self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class TerminateOnNaN(Callback):
+    """Stop training quietly (no exception) when a batch's loss is NaN or infinite.
+
+    Without it, ``fit`` raises ``NonFiniteLossError``; either way the bad batch's update is
+    not applied.
+    """
+
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: invalid loss {loss}, terminating training")
+            self.model.stop_training = True
+
+
+class CSVLogger(Callback):
+    """Append each epoch's logs as a row of a CSV file (header ``epoch,loss,...``).
+
+    Args:
+        filename: the CSV file.
+        separator: the field separator.
+        append: continue an existing file instead of replacing it.
+    """
+
+    def __init__(self, filename: str | os.PathLike[str], separator: str = ",",
+                 append: bool = False) -> None:
+        super().__init__()
+        self.filename = os.fspath(filename)
+        self.separator = separator
+        self.append = append
+        self._file: Any = None
+        self._writer: Any = None
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename)
+        self._header_written = bool(exists)
+        self._file = open(self.filename, "a" if self.append else "w", newline="",  # noqa: SIM115
+                          encoding="utf-8")
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        logs = logs or {}
+        if self._writer is None:
+            self._keys = sorted(logs)
+            self._writer = csv.writer(self._file, delimiter=self.separator)
+            if not self._header_written:
+                self._writer.writerow(["epoch", *self._keys])
+        self._writer.writerow([epoch, *(logs.get(k, "") for k in self._keys)])
+        self._file.flush()
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._file = self._writer = None
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``.
+
+    Each argument takes the same arguments as the hook of that name.
+    """
+
+    def __init__(self, **hooks: Callable[..., None]) -> None:
+        super().__init__()
+        for name, function in hooks.items():
+            if name not in _HOOKS:
+                raise ValueError(
+                    f"Unknown hook {name!r}. Valid hooks are: {', '.join(_HOOKS)}."
+                )
+            setattr(self, name, function)
+
+
+_RELU_FAMILY = ("relu", "leaky_relu", "elu", "selu")
+_SATURATING = {  # activation -> test on its outputs y that f'(z) is (near) zero
+    "sigmoid": lambda y: (y < 0.01) | (y > 0.99),
+    "tanh": lambda y: np.abs(y) > 0.99,
+    "hard_sigmoid": lambda y: (y <= 0.0) | (y >= 1.0),
+}
+
+
+class GradientMonitor(Callback):
+    """Makes the seed's vanishing-gradient and dead-ReLU problems visible.
+
+    For every layer with parameters it records, per epoch, the mean over batches of the L2
+    norm of the layer's gradients (``grad_norm/<layer>``). For ReLU-family layers (relu,
+    leaky_relu, elu, selu, PReLU, RReLU) it records the fraction of dead units, those whose
+    pre-activation was never positive for any sample of the epoch (``dead/<layer>``); for
+    sigmoid, tanh and hard_sigmoid layers the fraction of saturated units, those whose output
+    sat in the flat region (σ < 0.01 or > 0.99, |tanh| > 0.99) for at least 90% of the
+    epoch's samples (``saturated/<layer>``). The figures go into the epoch logs, hence into
+    ``History``, and into ``self.record``.
+
+    With ``warn=True`` a warning in plain words is issued (once per layer and kind) when a
+    layer's gradient norm is ``vanishing_ratio`` (1000) times smaller than the last layer's, or
+    more than half of a layer's ReLU units are dead.
+    """
+
+    def __init__(self, warn: bool = True, vanishing_ratio: float = 1000.0) -> None:
+        super().__init__()
+        self.warn = warn
+        self.vanishing_ratio = float(vanishing_ratio)
+        self.record: dict[str, list[float]] = {}
+        self.messages: list[str] = []
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        self.record = {}
+        self._warned: set[tuple[str, str]] = set()
+        layers = self.model.layers
+        self._param_layers = [layer for layer in layers if layer.params]
+        self._relu = [layer for layer in layers if self._kind(layer) == "relu"]
+        self._sat = [layer for layer in layers if self._kind(layer) in _SATURATING]
+
+    @staticmethod
+    def _kind(layer: Any) -> str | None:
+        name = type(layer).__name__
+        if name in ("PReLU", "RReLU"):
+            return "relu"
+        activation = getattr(layer, "activation", None)
+        act = getattr(activation, "name", None)
+        if act in _RELU_FAMILY:
+            return "relu"
+        return act if act in _SATURATING else None
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        self._norms = {layer.name: 0.0 for layer in self._param_layers}
+        self._batches = 0
+        self._ever_active = {layer.name: None for layer in self._relu}
+        self._saturated = {layer.name: None for layer in self._sat}
+        self._samples = 0
+
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self._batches += 1
+        for layer in self._param_layers:
+            total = sum(float((g * g).sum()) for g in layer.grads.values())
+            self._norms[layer.name] += math.sqrt(total)
+        for layer in self._relu:
+            active = (layer._z > 0).any(axis=0)
+            seen = self._ever_active[layer.name]
+            self._ever_active[layer.name] = active if seen is None else seen | active
+        if self._sat:
+            for layer in self._sat:
+                flat = _SATURATING[self._kind(layer)](layer._y).sum(axis=0)
+                count = self._saturated[layer.name]
+                self._saturated[layer.name] = flat if count is None else count + flat
+            self._samples += self._sat[0]._y.shape[0]
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        logs = logs if logs is not None else {}
+        figures: dict[str, float] = {}
+        for name, total in self._norms.items():
+            figures[f"grad_norm/{name}"] = total / max(self._batches, 1)
+        for name, active in self._ever_active.items():
+            if active is not None:
+                figures[f"dead/{name}"] = float(1.0 - np.mean(active))
+        for name, count in self._saturated.items():
+            if count is not None:
+                figures[f"saturated/{name}"] = float(np.mean(count >= 0.9 * self._samples))
+        for key, value in figures.items():
+            self.record.setdefault(key, []).append(value)
+        logs.update(figures)
+        if self.warn:
+            self._warn(epoch, figures)
+
+    def _warn(self, epoch: int, figures: dict[str, float]) -> None:
+        names = [layer.name for layer in self._param_layers]
+        if names:
+            last = figures[f"grad_norm/{names[-1]}"]
+            for name in names[:-1]:
+                norm = figures[f"grad_norm/{name}"]
+                if last > 0 and norm * self.vanishing_ratio <= last:
+                    ratio = f"{last / norm:,.0f}x" if norm > 0 else "infinitely"
+                    self._say(name, "vanishing", (
+                        f"Vanishing gradients: in epoch {epoch + 1} the gradient reaching layer "
+                        f"{name!r} is {ratio} smaller than at the last layer {names[-1]!r}, so "
+                        "it barely learns. Deep sigmoid/tanh stacks do this; try relu "
+                        "activations with he_normal initialisation."))
+        for key, value in figures.items():
+            if key.startswith("dead/") and value > 0.5:
+                name = key[len("dead/"):]
+                self._say(name, "dead", (
+                    f"Dead ReLUs: in epoch {epoch + 1}, {value:.0%} of the units of layer "
+                    f"{name!r} never activated for any sample, so they get no gradient. Try a "
+                    "lower learning rate, leaky_relu, or he_normal initialisation."))
+
+    def _say(self, layer: str, kind: str, message: str) -> None:
+        if (layer, kind) in self._warned:
+            return
+        self._warned.add((layer, kind))
+        self.messages.append(message)
+        warnings.warn(message, UserWarning, stacklevel=2)

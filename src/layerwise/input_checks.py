@@ -81,3 +81,57 @@ def check_features(x: np.ndarray, input_dim: int, argument: str = "x") -> None:
             f"`{argument}` has {x.shape[1]} features, but the model expects input_dim="
             f"{input_dim}. Received: {argument}.shape={x.shape}"
         )
+
+
+def as_sample_weights(
+    y: np.ndarray,
+    sample_weight: Any | None,
+    class_weight: dict[Any, float] | None,
+    units: int,
+    dtype: str,
+    argument: str = "sample_weight",
+) -> np.ndarray | None:
+    """Per-sample weights ``(batch,)`` from ``sample_weight`` times ``class_weight[class]``.
+
+    ``y`` is the target array after the loss converted it: integer classes, one-hot rows, or
+    0/1 columns of a one-unit binary output.
+    """
+    weights = None
+    if sample_weight is not None:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if weights.ndim == 2 and weights.shape[1] == 1:
+            weights = weights[:, 0]
+        if weights.shape != (y.shape[0],):
+            raise ValueError(
+                f"`{argument}` must have one weight per sample, shape ({y.shape[0]},). "
+                f"Received: {argument}.shape={weights.shape}"
+            )
+        _check_finite(weights, argument)
+        if (weights < 0).any():
+            raise ValueError(f"`{argument}` must be >= 0. Received a minimum of {weights.min()}")
+    if class_weight:
+        if not isinstance(class_weight, dict):
+            raise TypeError(
+                f"`class_weight` must be a dict {{class: weight}}. Received: {class_weight!r}"
+            )
+        if y.ndim == 1:
+            classes = y.astype(np.int64)
+        elif y.shape[1] > 1:
+            classes = y.argmax(axis=1)
+        elif np.isin(y, (0, 1)).all():
+            classes = y[:, 0].astype(np.int64)
+        else:
+            raise ValueError("`class_weight` needs class targets (integer, one-hot or 0/1 "
+                             "labels); these targets are continuous. Use sample_weight instead.")
+        n_classes = max(units, 2)
+        for key in class_weight:
+            if not isinstance(key, (int, np.integer)) or not 0 <= key < n_classes:
+                raise ValueError(
+                    f"`class_weight` has key {key!r}, but the classes are 0..{n_classes - 1}."
+                )
+        table = np.ones(n_classes)
+        for key, value in class_weight.items():
+            table[int(key)] = float(value)
+        per_class = table[classes]
+        weights = per_class if weights is None else weights * per_class
+    return None if weights is None else weights.astype(dtype)

@@ -24,13 +24,37 @@ import numpy as np
 from . import activations, losses, optimizers
 from . import metrics as metrics_module
 from .backend import to_numpy, xp
-from .callbacks import Callback, CallbackList, History, ProgbarLogger
-from .input_checks import as_feature_array, as_target_array, check_features, check_lengths
+from .callbacks import Callback, CallbackList, History, ProgbarLogger, format_logs
+from .input_checks import (
+    as_feature_array,
+    as_sample_weights,
+    as_target_array,
+    check_features,
+    check_lengths,
+)
 from .layers import Layer
 from .layers.base import LAYERS, check_positive_int
 from .utils import global_rng
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the weights are those from before the bad batch."""
+
+    def __init__(self, loss: float, epoch: int | None = None, batch: int | None = None,
+                 optimizer: Any = None) -> None:
+        self.loss, self.epoch, self.batch = loss, epoch, batch
+        where = "" if epoch is None else f" at epoch {epoch + 1}, batch {batch + 1}"
+        lr = ""
+        if optimizer is not None:
+            lr = f" (learning_rate={optimizer.current_learning_rate():g})"
+        super().__init__(
+            f"The loss became {loss}{where}. Training stopped before applying that batch's "
+            f"update, so the weights are those from before it. The learning rate{lr} is "
+            "probably too high: try a lower learning_rate, gradient clipping (clipnorm=1.0), "
+            "or check the data for extreme values."
+        )
 
 
 def _batches(n: int, batch_size: int) -> Iterator[slice]:
@@ -67,6 +91,7 @@ class Sequential:
         #: it may change them in place (e.g. average them across data-parallel workers)
         self.gradient_reducer: Callable[[list[Any]], None] | None = None
         self._fused: losses.Loss | None = None  # set at the start of fit/evaluate
+        self._regularized = False
         self._metric_ids: list[Any] = []
         for layer in layers or []:
             self.add(layer)
@@ -207,7 +232,8 @@ class Sequential:
     ) -> tuple[float, Any]:
         """Forward and backward on one batch; fills every layer's ``grads``.
 
-        Returns the batch's loss (before any update) and the network's output.
+        Returns the batch's loss (the data loss plus any regularisation penalty, before any
+        update) and the network's output.
         """
         y_pred = self.forward(x, training=True)
         if self._fused is not None:
@@ -217,11 +243,29 @@ class Sequential:
         else:
             loss, dy = self.loss.loss_and_gradient(y, y_pred, sample_weight)
             self.backward(dy)
+        if self._regularized:
+            loss += self._regularization(add_gradients=True)
         return loss, y_pred
 
+    def _regularization(self, add_gradients: bool) -> float:
+        """Sum of the layers' weight penalties; optionally adds their gradients."""
+        total = 0.0
+        for layer in self.layers:
+            for name, regularizer in layer.regularizers.items():
+                total += regularizer.penalty(layer.params[name])
+                if add_gradients:
+                    layer.grads[name] += regularizer.gradient(layer.params[name])
+        return total
+
     def train_step(self, x: Any, y: Any, sample_weight: Any | None = None) -> tuple[float, Any]:
-        """One optimisation step on one batch: gradients, reduction hook, optimizer update."""
+        """One optimisation step on one batch: gradients, reduction hook, optimizer update.
+
+        Raises ``NonFiniteLossError`` before updating when the loss is NaN or infinite, so
+        the weights stay those from before this batch.
+        """
         loss, y_pred = self.compute_gradients(x, y, sample_weight)
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(loss)
         grads = self.grads
         if self.gradient_reducer is not None:
             self.gradient_reducer(grads)
@@ -229,21 +273,65 @@ class Sequential:
         return loss, y_pred
 
     # -- data ----------------------------------------------------------------------------
-    def _prepare(self, x: Any, y: Any | None, method: str) -> tuple[np.ndarray, Any]:
-        """Validate and convert ``x`` (and ``y``) before any computation."""
-        x = as_feature_array(x, self.dtype)
+    def _prepare(
+        self, x: Any, y: Any | None, sample_weight: Any | None = None,
+        class_weight: dict[Any, float] | None = None, names: tuple[str, str] = ("x", "y"),
+    ) -> tuple[np.ndarray, Any, Any]:
+        """Validate and convert ``x``, ``y`` and the weights before any computation."""
+        x = as_feature_array(x, self.dtype, names[0])
         if not self.built:
             self.build(x.shape[1])
-        check_features(x, self.input_dim)
+        check_features(x, self.input_dim, names[0])
         if y is None:
-            return x, None
-        y = as_target_array(y)
-        check_lengths(x, y)
-        return x, self.loss.prepare_targets(y, self.output_dim, self.dtype)
+            return x, None, None
+        y = as_target_array(y, names[1])
+        check_lengths(x, y, *names)
+        y = self.loss.prepare_targets(y, self.output_dim, self.dtype)
+        weights = as_sample_weights(y, sample_weight, class_weight, self.output_dim, self.dtype)
+        return x, y, weights
 
     def _begin(self, method: str) -> None:
         self._check_compiled(method)
+        if not self.layers:
+            raise ValueError(f"The model has no layers; add some before {method}().")
         self._fused = self._fused_loss()
+        self._regularized = any(layer.regularizers for layer in self.layers)
+
+    def _validation(
+        self, x: np.ndarray, y: Any, weights: Any, validation_split: float,
+        validation_data: tuple[Any, ...] | None,
+    ) -> tuple[tuple[np.ndarray, Any, Any], tuple[np.ndarray, Any, Any] | None]:
+        """Split off or prepare the validation set: ((x, y, w) train, (x, y, w) or None)."""
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError(
+                    "`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, "
+                    f"sample_weight_val). Received: {type(validation_data).__name__}"
+                )
+            val = self._prepare(*validation_data[:2],
+                                validation_data[2] if len(validation_data) == 3 else None,
+                                names=("x_val", "y_val"))
+            return (x, y, weights), val
+        if not validation_split:
+            return (x, y, weights), None
+        if not 0.0 < validation_split < 1.0:
+            raise ValueError(
+                f"`validation_split` must be in [0, 1). Received: validation_split="
+                f"{validation_split!r}"
+            )
+        split = int(x.shape[0] * (1.0 - validation_split))  # the last fraction, as Keras
+        if split == 0 or split == x.shape[0]:
+            raise ValueError(
+                f"validation_split={validation_split} of {x.shape[0]} samples leaves an empty "
+                "training or validation set."
+            )
+
+        def part(a: Any, s: slice) -> Any:
+            return None if a is None else a[s]
+
+        head, tail = slice(None, split), slice(split, None)
+        return ((x[:split], y[:split], part(weights, head)),
+                (x[split:], y[split:], part(weights, tail)))
 
     # -- Keras API -----------------------------------------------------------------------
     def fit(
@@ -254,7 +342,12 @@ class Sequential:
         epochs: int = 1,
         verbose: int = 1,
         callbacks: list[Callback] | None = None,
+        validation_split: float = 0.0,
+        validation_data: tuple[Any, ...] | None = None,
         shuffle: bool = True,
+        class_weight: dict[int, float] | None = None,
+        sample_weight: Any | None = None,
+        initial_epoch: int = 0,
     ) -> History:
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches of ``batch_size``.
 
@@ -262,48 +355,77 @@ class Sequential:
         descent, anything between mini-batch; the last partial batch is used. With
         ``shuffle=True`` the samples are reshuffled before every epoch.
 
+        Args:
+            validation_split: fraction of the data, taken from the end before shuffling, held
+                out to compute ``val_loss`` and ``val_<metric>`` after each epoch.
+            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``;
+                overrides ``validation_split``.
+            class_weight: ``{class: weight}`` multiplying each sample's loss by its class's
+                weight.
+            sample_weight: one weight per sample, multiplying its loss.
+            initial_epoch: epoch to start counting from (when resuming training).
+            verbose: 0 silent, 1 progress bar (one line per epoch when not on a terminal),
+                2 one line per epoch.
+
         Returns a ``History`` whose ``history`` maps ``"loss"`` and each metric to its
         per-epoch values (the mean over the epoch's batches, weighted by batch size).
+        All arguments and data are checked before the first update.
         """
         self._begin("fit")
-        x, y = self._prepare(x, y, "fit")
+        x, y, weights = self._prepare(x, y, sample_weight, class_weight)
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(
-                f"`epochs` must be a non-negative integer. Received: epochs={epochs!r}"
-            )
+        for arg, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"`{arg}` must be a non-negative integer. Received: "
+                                 f"{arg}={value!r}")
         if verbose not in (0, 1, 2):
             raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
+        (x, y, weights), val = self._validation(x, y, weights, validation_split, validation_data)
         self._resolve_metrics()
 
         n = x.shape[0]
         self.history = History()
-        cbs = [self.history, *(callbacks or [])]
+        cbs = [*(callbacks or []), self.history]
         if verbose:
-            cbs.append(ProgbarLogger())
+            cbs.append(ProgbarLogger(verbose))
+        keys = list(self._logs(np.zeros(1 + len(self.metrics))))
         params = {"epochs": epochs, "steps": math.ceil(n / batch_size), "batch_size": batch_size,
-                  "samples": n, "verbose": verbose}
+                  "samples": n, "verbose": verbose,
+                  "metrics": keys + ([f"val_{k}" for k in keys] if val else [])}
         callback_list = CallbackList(cbs, self, params)
         self.stop_training = False
+        rng = global_rng()
         callback_list.on_train_begin()
-        for epoch in range(epochs):
+        for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)
-            order = global_rng().permutation(n) if shuffle else None
+            order = rng.permutation(n) if shuffle else None
             totals = np.zeros(1 + len(self.metrics))
+            seen = 0
             for step, batch in enumerate(_batches(n, batch_size)):
                 callback_list.on_train_batch_begin(step)
-                if order is None:
-                    xb, yb = x[batch], y[batch]
-                else:
-                    idx = order[batch]
-                    xb, yb = x[idx], y[idx]
-                loss, y_pred = self.train_step(xb, yb)
+                idx = batch if order is None else order[batch]
+                xb, yb = x[idx], y[idx]
+                wb = None if weights is None else weights[idx]
+                try:
+                    loss, y_pred = self.train_step(xb, yb, wb)
+                except NonFiniteLossError as error:
+                    callback_list.on_train_batch_end(step, {"loss": error.loss, "size": 0})
+                    if self.stop_training:  # e.g. TerminateOnNaN: stop quietly
+                        break
+                    raise NonFiniteLossError(error.loss, epoch, step, self.optimizer) from None
                 count = xb.shape[0]
+                seen += count
                 totals[0] += loss * count
                 for i, metric in enumerate(self.metrics, start=1):
                     totals[i] += float(metric.per_sample(yb, y_pred).sum())
                 callback_list.on_train_batch_end(step, {"loss": loss, "size": count})
-            logs = self._logs(totals / n)
+                if self.stop_training:
+                    break
+            if seen == 0:
+                break
+            logs = self._logs(totals / seen)
+            if val is not None:
+                logs.update(self._evaluate_arrays(*val, batch_size, prefix="val_"))
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
@@ -314,30 +436,41 @@ class Sequential:
         names = ["loss", *(m.name for m in self.metrics)]
         return {prefix + name: float(v) for name, v in zip(names, means)}
 
-    def evaluate(
-        self, x: Any, y: Any, batch_size: int | None = None, verbose: int = 1
-    ) -> float | list[float]:
-        """Loss (and metrics) on ``(x, y)`` in inference mode.
-
-        Returns ``[loss, *metrics]``, or the loss alone when there are no metrics.
-        """
-        self._begin("evaluate")
-        x, y = self._prepare(x, y, "evaluate")
-        batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
-        self._resolve_metrics()
+    def _evaluate_arrays(self, x: np.ndarray, y: Any, weights: Any, batch_size: int,
+                         prefix: str = "") -> dict[str, float]:
+        """Loss and metrics over prepared arrays, in inference mode."""
         totals = np.zeros(1 + len(self.metrics))
         for batch in _batches(x.shape[0], batch_size):
             xb, yb = x[batch], y[batch]
+            wb = None if weights is None else weights[batch]
             y_pred = self.forward(xb, training=False)
             if self._fused is not None:
-                totals[0] += self._fused(yb, self.layers[-1]._z) * xb.shape[0]
+                totals[0] += self._fused(yb, self.layers[-1]._z, wb) * xb.shape[0]
             else:
-                totals[0] += self.loss(yb, y_pred) * xb.shape[0]
+                totals[0] += self.loss(yb, y_pred, wb) * xb.shape[0]
             for i, metric in enumerate(self.metrics, start=1):
                 totals[i] += float(metric.per_sample(yb, y_pred).sum())
-        logs = self._logs(totals / x.shape[0])
+        means = totals / x.shape[0]
+        if self._regularized:
+            means[0] += self._regularization(add_gradients=False)
+        return self._logs(means, prefix)
+
+    def evaluate(
+        self, x: Any, y: Any, batch_size: int | None = None, verbose: int = 1,
+        sample_weight: Any | None = None,
+    ) -> float | list[float]:
+        """Loss (and metrics) on ``(x, y)`` in inference mode (dropout off).
+
+        The loss includes any regularisation penalty, as in ``fit``'s logs. Returns
+        ``[loss, *metrics]``, or the loss alone when there are no metrics.
+        """
+        self._begin("evaluate")
+        x, y, weights = self._prepare(x, y, sample_weight)
+        batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
+        self._resolve_metrics()
+        logs = self._evaluate_arrays(x, y, weights, batch_size)
         if verbose:
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+            print(format_logs(logs))
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
@@ -345,26 +478,29 @@ class Sequential:
         """The network's outputs for ``x``, shape ``(batch, output_dim)``, in inference mode."""
         if not self.layers:
             raise ValueError("The model has no layers; add some before predict().")
-        x, _ = self._prepare(x, None, "predict")
+        x, _, _ = self._prepare(x, None)
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
         out = np.empty((x.shape[0], self.output_dim), dtype=self.dtype)
         for batch in _batches(x.shape[0], batch_size):
             out[batch] = to_numpy(self.forward(xp.asarray(x[batch]), training=False))
         return out
 
-    def train_on_batch(self, x: Any, y: Any) -> float | list[float]:
+    def train_on_batch(self, x: Any, y: Any, sample_weight: Any | None = None,
+                       class_weight: dict[int, float] | None = None) -> float | list[float]:
         """One update on one batch. Returns the batch's loss before the update
         (``[loss, *metrics]`` when metrics were compiled)."""
         self._begin("train_on_batch")
-        x, y = self._prepare(x, y, "train_on_batch")
+        x, y, weights = self._prepare(x, y, sample_weight, class_weight)
         self._resolve_metrics()
-        loss, y_pred = self.train_step(x, y)
+        loss, y_pred = self.train_step(x, y, weights)
         values = [loss, *(metric(y, y_pred) for metric in self.metrics)]
         return values[0] if len(values) == 1 else values
 
-    def test_on_batch(self, x: Any, y: Any) -> float | list[float]:
+    def test_on_batch(self, x: Any, y: Any, sample_weight: Any | None = None
+                      ) -> float | list[float]:
         """Loss (and metrics) of one batch in inference mode, without updating."""
-        return self.evaluate(x, y, batch_size=max(1, len(x)), verbose=0)
+        return self.evaluate(x, y, batch_size=max(1, len(x)), verbose=0,
+                             sample_weight=sample_weight)
 
     # -- weights -------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:

@@ -7,12 +7,14 @@ A new layer is one class in one file of this package, registered with
 from .activation_layers import ELU, Activation, LeakyReLU, PReLU, RReLU, Softmax
 from .base import LAYERS, Layer
 from .dense import Dense
+from .dropout import Dropout
 from .maxout import Maxout
 
 __all__ = [
     "ELU",
     "Activation",
     "Dense",
+    "Dropout",
     "Layer",
     "LeakyReLU",
     "Maxout",

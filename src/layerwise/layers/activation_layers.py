@@ -101,12 +101,12 @@ class PReLU(Layer):
         self.add_weight("alpha", (self.input_dim,), self.alpha_initializer)
 
     def forward(self, x: Any, training: bool = False) -> Any:
-        self._x = x
+        self._z = x
         self._positive = x > 0
         return xp.where(self._positive, x, x * self.params["alpha"])
 
     def backward(self, dy: Any) -> Any:
-        xp.sum(xp.where(self._positive, 0.0, dy * self._x), axis=0, out=self.grads["alpha"])
+        xp.sum(xp.where(self._positive, 0.0, dy * self._z), axis=0, out=self.grads["alpha"])
         return xp.where(self._positive, dy, dy * self.params["alpha"])
 
     def get_config(self) -> dict[str, Any]:
@@ -142,6 +142,7 @@ class RReLU(Layer):
         self._rng = None if seed is None else make_rng(seed)
 
     def forward(self, x: Any, training: bool = False) -> Any:
+        self._z = x
         if training:
             draws = (self._rng or global_rng()).uniform(self.lower, self.upper, size=x.shape)
             self._slope = xp.where(x >= 0, 1.0, xp.asarray(draws, dtype=x.dtype))

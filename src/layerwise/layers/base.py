@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from ..backend import floatx, xp
 from ..registry import Registry
 
@@ -81,6 +81,8 @@ class Layer:
         self.built = False
         self.params: dict[str, Any] = {}
         self.grads: dict[str, Any] = {}
+        #: parameter name -> Regularizer; the model adds their penalties and gradients
+        self.regularizers: dict[str, regularizers.Regularizer] = {}
 
     # -- structure -----------------------------------------------------------------------
     def compute_output_dim(self, input_dim: int) -> int:
@@ -93,11 +95,15 @@ class Layer:
         self.output_dim = self.compute_output_dim(self.input_dim)
         self.built = True
 
-    def add_weight(self, name: str, shape: tuple[int, ...], initializer: Any) -> Any:
+    def add_weight(
+        self, name: str, shape: tuple[int, ...], initializer: Any, regularizer: Any = None
+    ) -> Any:
         """Create parameter ``name`` with its zeroed gradient buffer; returns the parameter."""
         init = initializers.get(initializer)
         self.params[name] = init(shape, self.dtype)
         self.grads[name] = xp.zeros(shape, dtype=self.dtype)
+        if regularizer is not None:
+            self.regularizers[name] = regularizer
         return self.params[name]
 
     # -- computation ---------------------------------------------------------------------

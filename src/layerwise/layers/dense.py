@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import activations, initializers
+from .. import activations, initializers, regularizers
 from ..backend import xp
 from .base import LAYERS, Layer, check_positive_int
 
@@ -25,6 +25,8 @@ class Dense(Layer):
         use_bias: whether to add the bias b.
         kernel_initializer: initialiser of W (default ``glorot_uniform``).
         bias_initializer: initialiser of b (default ``zeros``).
+        kernel_regularizer, bias_regularizer: penalties such as ``l2(0.01)`` (see
+            ``layerwise.regularizers``).
         **kwargs: ``name``, ``dtype``, ``input_dim``, ``input_shape`` (see ``Layer``).
     """
 
@@ -35,6 +37,8 @@ class Dense(Layer):
         use_bias: bool = True,
         kernel_initializer: Any = "glorot_uniform",
         bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -43,22 +47,35 @@ class Dense(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
         self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, "kernel_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
 
     def compute_output_dim(self, input_dim: int) -> int:
         return self.units
 
+    def linear_width(self) -> int:
+        """Number of linear outputs z (``units``; ``Maxout`` has ``units * pieces``)."""
+        return self.units
+
     def build(self, input_dim: int) -> None:
         super().build(input_dim)
-        self.add_weight("kernel", (self.input_dim, self.units), self.kernel_initializer)
+        width = self.linear_width()
+        self.add_weight("kernel", (self.input_dim, width), self.kernel_initializer,
+                        self.kernel_regularizer)
         if self.use_bias:
-            self.add_weight("bias", (self.units,), self.bias_initializer)
+            self.add_weight("bias", (width,), self.bias_initializer, self.bias_regularizer)
 
-    def forward(self, x: Any, training: bool = False) -> Any:
+    def linear(self, x: Any) -> Any:
+        """z = x W + b, shape ``(batch, linear_width)``; caches x for the backward pass."""
         z = x @ self.params["kernel"]
         if self.use_bias:
             z += self.params["bias"]
-        self._x, self._z = x, z
-        self._y = self.activation.forward(z)
+        self._x = x
+        return z
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        self._z = self.linear(x)
+        self._y = self.activation.forward(self._z)
         return self._y
 
     def backward(self, dy: Any) -> Any:
@@ -79,4 +96,6 @@ class Dense(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         }

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import initializers
 from ..backend import xp
-from .base import LAYERS, Layer, check_positive_int
+from .base import LAYERS, check_positive_int
+from .dense import Dense
 
 
 @LAYERS.register("Maxout")
-class Maxout(Layer):
+class Maxout(Dense):
     """A Dense layer of ``units * pieces`` linear outputs followed by a max over each group.
 
     z = x W + b with W shaped ``(inputs, units * pieces)``; output unit j is
@@ -21,59 +21,31 @@ class Maxout(Layer):
     Args:
         units: number of output units.
         pieces: linear pieces per unit (k >= 2 for a non-linear function).
-        use_bias, kernel_initializer, bias_initializer: as ``Dense``.
+        **kwargs: ``use_bias``, initialisers and regularisers, as ``Dense`` (no activation).
     """
 
-    def __init__(
-        self,
-        units: int,
-        pieces: int = 2,
-        use_bias: bool = True,
-        kernel_initializer: Any = "glorot_uniform",
-        bias_initializer: Any = "zeros",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.units = check_positive_int(units, "units")
+    def __init__(self, units: int, pieces: int = 2, **kwargs: Any) -> None:
+        if kwargs.get("activation") is not None:
+            raise ValueError("Maxout is its own activation; it takes no `activation`. "
+                             f"Received: activation={kwargs['activation']!r}")
+        kwargs.pop("activation", None)
         self.pieces = check_positive_int(pieces, "pieces")
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
-        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
+        super().__init__(units, **kwargs)
 
-    def compute_output_dim(self, input_dim: int) -> int:
-        return self.units
-
-    def build(self, input_dim: int) -> None:
-        super().build(input_dim)
-        width = self.units * self.pieces
-        self.add_weight("kernel", (self.input_dim, width), self.kernel_initializer)
-        if self.use_bias:
-            self.add_weight("bias", (width,), self.bias_initializer)
+    def linear_width(self) -> int:
+        return self.units * self.pieces
 
     def forward(self, x: Any, training: bool = False) -> Any:
-        z = x @ self.params["kernel"]
-        if self.use_bias:
-            z += self.params["bias"]
-        groups = z.reshape(x.shape[0], self.units, self.pieces)  # (batch, units, pieces)
-        self._x = x
+        groups = self.linear(x).reshape(x.shape[0], self.units, self.pieces)
         self._argmax = groups.argmax(axis=-1)[..., None]  # (batch, units, 1)
         return xp.take_along_axis(groups, self._argmax, axis=-1)[..., 0]
 
     def backward(self, dy: Any) -> Any:
         dz = xp.zeros((dy.shape[0], self.units, self.pieces), dtype=dy.dtype)
         xp.put_along_axis(dz, self._argmax, dy[..., None], axis=-1)
-        dz = dz.reshape(dy.shape[0], self.units * self.pieces)
-        xp.dot(self._x.T, dz, out=self.grads["kernel"])
-        if self.use_bias:
-            dz.sum(axis=0, out=self.grads["bias"])
-        return dz @ self.params["kernel"].T
+        return self.backward_logits(dz.reshape(dy.shape[0], self.units * self.pieces))
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "units": self.units,
-            "pieces": self.pieces,
-            "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-        }
+        config = super().get_config()
+        del config["activation"]
+        return {**config, "pieces": self.pieces}

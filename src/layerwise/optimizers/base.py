@@ -19,6 +19,10 @@ from ..backend import xp
 __all__ = ["Optimizer"]
 
 
+def _rescale(grad: Any, limit: float, norm: float) -> Any:
+    return grad * (limit / norm) if norm > limit else grad
+
+
 class Optimizer:
     """Base class of all optimizers.
 
@@ -26,6 +30,8 @@ class Optimizer:
         learning_rate: step size η, a float or a schedule called with the step count.
         clipnorm: if set, each gradient array is rescaled to at most this L2 norm.
         clipvalue: if set, each gradient entry is clipped to [-clipvalue, clipvalue].
+        global_clipnorm: if set, all gradients together are rescaled to at most this L2 norm
+            (PyTorch's ``clip_grad_norm_``).
     """
 
     #: names of per-parameter state arrays, created as zeros like each parameter
@@ -36,6 +42,7 @@ class Optimizer:
         learning_rate: Any = 0.01,
         clipnorm: float | None = None,
         clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
     ) -> None:
         if not callable(learning_rate):
             if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
@@ -45,12 +52,15 @@ class Optimizer:
                     f"Received: learning_rate={learning_rate!r}"
                 )
             learning_rate = float(learning_rate)
-        for arg, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue)):
+        clips = (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                 ("global_clipnorm", global_clipnorm))
+        for arg, value in clips:
             if value is not None and not value > 0:
                 raise ValueError(f"`{arg}` must be positive or None. Received: {arg}={value!r}")
         self.learning_rate = learning_rate
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
+        self.global_clipnorm = global_clipnorm
         self.iterations = 0
         self.slots: dict[str, list[Any]] = {}
         self.built = False
@@ -76,23 +86,27 @@ class Optimizer:
         """One update step of every ``params[i]`` from ``grads[i]``, in place."""
         if not self.built:
             self.build(params)
+        if self.clipvalue is not None or self.clipnorm is not None or self.global_clipnorm:
+            grads = self.clip(grads)
         lr = self.current_learning_rate()
         for i, (param, grad) in enumerate(zip(params, grads)):
-            self.update(i, param, self._clip(grad), lr)
+            self.update(i, param, grad, lr)
         self.iterations += 1
 
     def update(self, index: int, param: Any, grad: Any, lr: float) -> None:
         """Update ``param`` in place from ``grad``; ``index`` selects this pair's slots."""
         raise NotImplementedError
 
-    def _clip(self, grad: Any) -> Any:
+    def clip(self, grads: list[Any]) -> list[Any]:
+        """Clipped copies of ``grads``: by value, then per-array norm, then global norm."""
         if self.clipvalue is not None:
-            grad = xp.clip(grad, -self.clipvalue, self.clipvalue)
+            grads = [xp.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
         if self.clipnorm is not None:
-            norm = float(xp.sqrt((grad * grad).sum()))
-            if norm > self.clipnorm:
-                grad = grad * (self.clipnorm / norm)
-        return grad
+            grads = [_rescale(g, self.clipnorm, float(xp.sqrt((g * g).sum()))) for g in grads]
+        if self.global_clipnorm is not None:
+            total = math.sqrt(sum(float((g * g).sum()) for g in grads))
+            grads = [_rescale(g, self.global_clipnorm, total) for g in grads]
+        return grads
 
     # -- state ---------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -115,7 +129,8 @@ class Optimizer:
             from . import schedules
 
             lr = schedules.serialize(lr)
-        return {"learning_rate": lr, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue}
+        return {"learning_rate": lr, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
+                "global_clipnorm": self.global_clipnorm}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Optimizer:

@@ -51,3 +51,12 @@ class SGD(Optimizer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+@OPTIMIZERS.register("momentum")
+class Momentum(SGD):
+    """``SGD`` with the seed's momentum on by default (λ = 0.9); the string ``'momentum'``."""
+
+    def __init__(self, learning_rate: Any = 0.01, momentum: float = 0.9, nesterov: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(learning_rate, momentum=momentum, nesterov=nesterov, **kwargs)

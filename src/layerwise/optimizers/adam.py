@@ -1,0 +1,82 @@
+"""Adam (momentum + RMSProp, with bias correction) and AdamW (decoupled weight decay)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..backend import xp
+from .base import Optimizer
+from .registry import OPTIMIZERS
+
+
+@OPTIMIZERS.register("adam")
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015) with PyTorch's update rule. At step t = 1, 2, ...:
+
+    m <- β₁ m + (1 - β₁) g          (momentum: running mean of gradients)
+    v <- β₂ v + (1 - β₂) g²         (RMSProp: running mean of squared gradients)
+    θ <- θ - η/(1 - β₁ᵗ) · m / (√v / √(1 - β₂ᵗ) + ε)
+
+    The factors 1/(1 - βᵗ) correct the bias of m and v towards their zero start. With
+    ``amsgrad=True``, v is replaced by its running maximum, so the step never grows.
+    """
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        amsgrad: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate, **kwargs)
+        for arg, value in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"`{arg}` must be in [0, 1). Received: {arg}={value}")
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.amsgrad = bool(amsgrad)
+        self.slot_names = ("m", "v", "v_max") if amsgrad else ("m", "v")
+
+    def update(self, index: int, param: Any, grad: Any, lr: float) -> None:
+        t = self.iterations + 1
+        m, v = self.slots["m"][index], self.slots["v"][index]
+        m *= self.beta_1
+        m += (1.0 - self.beta_1) * grad
+        v *= self.beta_2
+        v += (1.0 - self.beta_2) * grad * grad
+        if self.amsgrad:
+            v_max = self.slots["v_max"][index]
+            xp.maximum(v_max, v, out=v_max)
+            v = v_max
+        step = lr / (1.0 - self.beta_1**t)
+        denom = xp.sqrt(v) * (1.0 / math.sqrt(1.0 - self.beta_2**t)) + self.epsilon
+        param -= step * m / denom
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+@OPTIMIZERS.register("adamw")
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as PyTorch's ``AdamW``:
+
+    θ <- θ (1 - η λ), then the Adam step. The decay acts on the weights directly instead of
+    passing through the adaptive denominator, as an L2 penalty in the loss would.
+    """
+
+    def __init__(self, learning_rate: Any = 0.001, weight_decay: float = 0.01,
+                 **kwargs: Any) -> None:
+        super().__init__(learning_rate, **kwargs)
+        if weight_decay < 0:
+            raise ValueError(f"`weight_decay` must be >= 0. Received: weight_decay={weight_decay}")
+        self.weight_decay = float(weight_decay)
+
+    def update(self, index: int, param: Any, grad: Any, lr: float) -> None:
+        param *= 1.0 - lr * self.weight_decay
+        super().update(index, param, grad, lr)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "weight_decay": self.weight_decay}
