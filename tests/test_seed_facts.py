@@ -79,12 +79,12 @@ def test_seed_keras_example_runs_line_for_line(rng, capsys):
     y_train = np.eye(10)[rng.integers(0, 10, 300)]
     x_test = rng.random((50, 10))
     y_test = np.eye(10)[rng.integers(0, 10, 50)]
-    # --- the seed's code, with keras replaced by layerwise and 'adam' by 'sgd' ---
+    # --- the seed's code, with keras replaced by layerwise ---
     model = Sequential()
     model.add(Dense(input_dim=10, units=500, activation="sigmoid"))
     model.add(Dense(units=500, activation="sigmoid"))
     model.add(Dense(units=10, activation="softmax"))
-    model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     model.fit(x_train, y_train, batch_size=100, epochs=20)
     score = model.evaluate(x_test, y_test)
     result = model.predict(x_test)

@@ -389,7 +389,7 @@ class CSVLogger(Callback):
     def on_train_begin(self, logs: Logs | None = None) -> None:
         exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename)
         self._header_written = bool(exists)
-        self._file = open(self.filename, "a" if self.append else "w", newline="",  # noqa: SIM115
+        self._file = open(self.filename, "a" if self.append else "w", newline="",
                           encoding="utf-8")
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:

@@ -394,6 +394,17 @@ class Sequential:
                   "metrics": keys + ([f"val_{k}" for k in keys] if val else [])}
         callback_list = CallbackList(cbs, self, params)
         self.stop_training = False
+        # a diverging run is reported once, by NonFiniteLossError, not by NumPy warnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            self._train_epochs(x, y, weights, val, batch_size, epochs, initial_epoch, shuffle,
+                               callback_list)
+        return self.history
+
+    def _train_epochs(self, x: np.ndarray, y: Any, weights: Any, val: Any, batch_size: int,
+                      epochs: int, initial_epoch: int, shuffle: bool,
+                      callback_list: CallbackList) -> None:
+        """The training loop: epochs of shuffled mini-batches, with the callbacks' hooks."""
+        n = x.shape[0]
         rng = global_rng()
         callback_list.on_train_begin()
         for epoch in range(initial_epoch, epochs):
@@ -430,7 +441,6 @@ class Sequential:
             if self.stop_training:
                 break
         callback_list.on_train_end()
-        return self.history
 
     def _logs(self, means: np.ndarray, prefix: str = "") -> dict[str, float]:
         names = ["loss", *(m.name for m in self.metrics)]

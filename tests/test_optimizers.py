@@ -1,0 +1,137 @@
+"""Optimizers: the seed's momentum by hand, and every optimizer and option against PyTorch."""
+
+import numpy as np
+import pytest
+
+from layerwise import Sequential, optimizers
+from layerwise.layers import Dense
+
+
+def test_seed_momentum_first_steps_by_hand():
+    # one weight, loss L = w²/2 so dL/dw = w; v⁰ = 0, v <- λv - η∇L, θ <- θ + v
+    param = np.array([2.0])
+    opt = optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    opt.apply([param], [param.copy()])
+    assert param[0] == pytest.approx(2.0 - 0.1 * 2.0)  # v¹ = -0.2
+    grad = param.copy()  # 1.8
+    opt.apply([param], [grad])
+    v2 = 0.9 * -0.2 - 0.1 * 1.8
+    assert param[0] == pytest.approx(1.8 + v2)
+    np.testing.assert_allclose(opt.get_state()["slots"]["velocity"][0], [v2])
+
+
+def test_plain_gradient_descent_step():
+    param = np.array([1.0, -1.0])
+    optimizers.get("sgd").apply([param], [np.array([0.5, 0.5])])
+    np.testing.assert_allclose(param, [1.0 - 0.005, -1.0 - 0.005])
+
+
+def test_names_resolve():
+    for name, cls in [("sgd", optimizers.SGD), ("momentum", optimizers.Momentum),
+                      ("adagrad", optimizers.Adagrad), ("rmsprop", optimizers.RMSprop),
+                      ("adam", optimizers.Adam), ("adamw", optimizers.AdamW)]:
+        assert type(optimizers.get(name)) is cls
+    assert optimizers.get("momentum").momentum == 0.9
+
+
+def test_state_round_trip_continues_exactly(rng):
+    params = [rng.normal(size=(3, 2)), rng.normal(size=(2,))]
+    grads = [[rng.normal(size=p.shape) for p in params] for _ in range(6)]
+    straight = [p.copy() for p in params]
+    opt = optimizers.Adam(0.01, amsgrad=True)
+    for g in grads:
+        opt.apply(straight, g)
+    resumed = [p.copy() for p in params]
+    first = optimizers.Adam(0.01, amsgrad=True)
+    for g in grads[:3]:
+        first.apply(resumed, g)
+    state = first.get_state()
+    assert state["iterations"] == 3 and set(state["slots"]) == {"m", "v", "v_max"}
+    second = optimizers.get(optimizers.serialize(first))
+    second.set_state(state)
+    for g in grads[3:]:
+        second.apply(resumed, g)
+    for a, b in zip(straight, resumed):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_clipping():
+    g = np.array([3.0, 4.0])  # norm 5
+    assert np.allclose(optimizers.SGD(clipnorm=1.0).clip([g])[0], [0.6, 0.8])
+    assert np.allclose(optimizers.SGD(clipvalue=3.5).clip([g])[0], [3.0, 3.5])
+    two = optimizers.SGD(global_clipnorm=1.0).clip([g, g])
+    assert np.allclose(np.sqrt(sum((x**2).sum() for x in two)), 1.0)
+
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install torch==2.13.0")
+
+CASES = {
+    "sgd": (lambda: optimizers.SGD(0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
+    "momentum": (lambda: optimizers.SGD(0.1, momentum=0.9),
+                 lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
+    "nesterov": (lambda: optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+                 lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
+    "adagrad": (lambda: optimizers.Adagrad(0.1, initial_accumulator_value=0.1),
+                lambda p: torch.optim.Adagrad(p, lr=0.1, initial_accumulator_value=0.1,
+                                              eps=1e-10)),
+    "rmsprop": (lambda: optimizers.RMSprop(0.01),
+                lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9, eps=1e-8)),
+    "rmsprop_momentum": (lambda: optimizers.RMSprop(0.01, momentum=0.5),
+                         lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9, eps=1e-8,
+                                                       momentum=0.5)),
+    "rmsprop_centered": (lambda: optimizers.RMSprop(0.01, centered=True, momentum=0.5),
+                         lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9, eps=1e-8,
+                                                       centered=True, momentum=0.5)),
+    "adam": (lambda: optimizers.Adam(0.01),
+             lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999), eps=1e-8)),
+    "adam_amsgrad": (lambda: optimizers.Adam(0.01, beta_1=0.8, amsgrad=True),
+                     lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.999), amsgrad=True)),
+    "adamw": (lambda: optimizers.AdamW(0.01, weight_decay=0.1),
+              lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1)),
+    "sgd_clipnorm": (lambda: optimizers.SGD(0.1, clipnorm=0.05),
+                     lambda p: torch.optim.SGD(p, lr=0.1)),
+    "adam_clipvalue": (lambda: optimizers.Adam(0.01, clipvalue=0.01),
+                       lambda p: torch.optim.Adam(p, lr=0.01)),
+    "sgd_global_clipnorm": (lambda: optimizers.SGD(0.1, global_clipnorm=0.1),
+                            lambda p: torch.optim.SGD(p, lr=0.1)),
+}
+
+
+def _torch_clip(case, params):
+    if case == "sgd_clipnorm":
+        for p in params:  # Keras's clipnorm: each gradient array on its own
+            torch.nn.utils.clip_grad_norm_([p], 0.05)
+    elif case == "adam_clipvalue":
+        torch.nn.utils.clip_grad_value_(params, 0.01)
+    elif case == "sgd_global_clipnorm":
+        torch.nn.utils.clip_grad_norm_(params, 0.1)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_five_steps_match_pytorch(case, rng):
+    ours, theirs = CASES[case]
+    model = Sequential([Dense(8, activation="tanh", input_dim=5), Dense(6, activation="relu"),
+                        Dense(3, activation="softmax")])
+    model.compile(optimizer=ours(), loss="sparse_categorical_crossentropy")
+    layers = []
+    for layer in model.layers:
+        lin = torch.nn.Linear(*layer.params["kernel"].shape)
+        with torch.no_grad():
+            lin.weight.copy_(torch.tensor(layer.params["kernel"].T))
+            lin.bias.copy_(torch.tensor(layer.params["bias"]))
+        layers.append(lin)
+    params = [p for lin in layers for p in (lin.weight, lin.bias)]
+    opt = theirs(params)
+    for _ in range(5):
+        x = rng.normal(size=(16, 5)).astype(np.float32)
+        y = rng.integers(0, 3, 16)
+        model.train_on_batch(x, y)
+        opt.zero_grad()
+        h = torch.relu(layers[1](torch.tanh(layers[0](torch.tensor(x)))))
+        torch.nn.functional.cross_entropy(layers[2](h), torch.tensor(y)).backward()
+        _torch_clip(case, params)
+        opt.step()
+    ours_w = model.get_weights()
+    theirs_w = [p.detach().numpy() for p in params]
+    for a, b in zip(ours_w, theirs_w):
+        np.testing.assert_allclose(a, b.T if a.ndim == 2 else b, atol=1e-5, rtol=1e-5)
