@@ -246,8 +246,11 @@ def test_sample_and_class_weights(rng):
     assert model.evaluate(x, labels, sample_weight=w, verbose=0) == pytest.approx(
         (per_sample * w).mean(), rel=1e-5)
     class_w = {0: 1.0, 1: 3.0}
+    expected = (per_sample * np.where(labels == 1, 3.0, 1.0)).mean()
+    assert model.evaluate(x, labels, class_weight=class_w, verbose=0) == pytest.approx(
+        expected, rel=1e-5)
     loss = model.train_on_batch(x, labels, class_weight=class_w)
-    assert loss == pytest.approx((per_sample * np.where(labels == 1, 3.0, 1.0)).mean(), rel=1e-5)
+    assert loss == pytest.approx(expected, rel=1e-5)
     # zero weight on half the data == training on the other half alone
     half = Sequential([Dense(2, activation="softmax", input_dim=3)])
     half.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")

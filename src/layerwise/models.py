@@ -467,15 +467,16 @@ class Sequential:
 
     def evaluate(
         self, x: Any, y: Any, batch_size: int | None = None, verbose: int = 1,
-        sample_weight: Any | None = None,
+        sample_weight: Any | None = None, class_weight: dict[int, float] | None = None,
     ) -> float | list[float]:
         """Loss (and metrics) on ``(x, y)`` in inference mode (dropout off).
 
-        The loss includes any regularisation penalty, as in ``fit``'s logs. Returns
-        ``[loss, *metrics]``, or the loss alone when there are no metrics.
+        The loss includes any regularisation penalty, as in ``fit``'s logs, and is weighted
+        by ``sample_weight`` and ``class_weight`` as in ``fit``. Returns ``[loss, *metrics]``,
+        or the loss alone when there are no metrics.
         """
         self._begin("evaluate")
-        x, y, weights = self._prepare(x, y, sample_weight)
+        x, y, weights = self._prepare(x, y, sample_weight, class_weight)
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
         self._resolve_metrics()
         logs = self._evaluate_arrays(x, y, weights, batch_size)
