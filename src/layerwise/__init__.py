@@ -19,11 +19,12 @@ from . import (
     metrics,
     models,
     optimizers,
+    regularizers,
     utils,
 )
+from ._version import __version__
 from .models import Sequential
-
-__version__ = "0.1.0"
+from .saving import load_model
 
 __all__ = [
     "Sequential",

@@ -24,7 +24,7 @@ import numpy as np
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
     "LearningRateScheduler", "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger",
-    "LambdaCallback", "GradientMonitor",
+    "LambdaCallback", "GradientMonitor", "ModelCheckpoint",
 ]  # fmt: skip
 
 Logs = dict[str, Any]
@@ -352,6 +352,46 @@ class ReduceLROnPlateau(_Monitoring):
                     print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
                           f"{new_lr:.6g}.")
                 self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class ModelCheckpoint(_Monitoring):
+    """Save the model after each epoch, in the one-file safetensors format of ``model.save``.
+
+    Args:
+        filepath: where to save; may hold ``{epoch}`` and log keys, e.g.
+            ``"ckpt-{epoch:02d}-{val_loss:.3f}.safetensors"``.
+        monitor, mode: the logged value deciding what is best (as ``EarlyStopping``).
+        save_best_only: save only when ``monitor`` improved on the best value so far.
+        verbose: 1 prints a line per save.
+    """
+
+    def __init__(self, filepath: str | os.PathLike[str], monitor: str = "val_loss",
+                 save_best_only: bool = False, mode: str = "auto", verbose: int = 0) -> None:
+        super().__init__(monitor, mode, 0.0)
+        self.filepath = os.fspath(filepath)
+        self.save_best_only = bool(save_best_only)
+        self.verbose = verbose
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        if self.save_best_only:
+            self._check_monitor_exists()
+        self.best = self._worst()
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        logs = logs or {}
+        if self.save_best_only:
+            current = logs.get(self.monitor)
+            if current is None or not self._improved(current, self.best):
+                return
+            self.best = current
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"ModelCheckpoint cannot fill in filepath={self.filepath!r} "
+                             f"from the logs ({', '.join(logs)}): {exc}") from None
+        self.model.save(path)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: saved model to {path}")
 
 
 class TerminateOnNaN(Callback):

@@ -36,7 +36,7 @@ from .layers import Layer
 from .layers.base import LAYERS, check_positive_int
 from .utils import global_rng
 
-__all__ = ["Sequential", "NonFiniteLossError"]
+__all__ = ["Sequential", "NonFiniteLossError", "load_model"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -92,6 +92,8 @@ class Sequential:
         self.gradient_reducer: Callable[[list[Any]], None] | None = None
         self._fused: losses.Loss | None = None  # set at the start of fit/evaluate
         self._regularized = False
+        #: names of the output classes (e.g. string labels read from a CSV), saved with the model
+        self.class_names: list[Any] | None = None
         self._metric_ids: list[Any] = []
         for layer in layers or []:
             self.add(layer)
@@ -553,14 +555,47 @@ class Sequential:
 
     # -- config --------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        """The architecture: the model's name and each layer's serialized config."""
-        return {"name": self.name, "layers": [LAYERS.serialize(layer) for layer in self.layers]}
+        """The architecture: name, input size and each layer's serialized config."""
+        return {"name": self.name, "input_dim": self.input_dim,
+                "layers": [LAYERS.serialize(layer) for layer in self.layers]}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Sequential:
-        """A new, untrained model with the architecture of ``config``."""
-        layers = [LAYERS.from_config(layer) for layer in config.get("layers", [])]
-        return cls(layers, name=config.get("name"))
+        """A new, untrained model with the architecture of ``config`` (built if the input
+        size is known)."""
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError("A Sequential config must be a dict with a list 'layers'. "
+                             f"Received: {type(config).__name__}")
+        model = cls([LAYERS.from_config(layer) for layer in config["layers"]],
+                    name=config.get("name"))
+        if config.get("input_dim") is not None and not model.built:
+            model.build(config["input_dim"])
+        return model
+
+    def get_compile_config(self) -> dict[str, Any]:
+        """The loss, optimizer and metrics given to ``compile``, as JSON-ready dicts."""
+        self._check_compiled("get_compile_config")
+        return {
+            "loss": losses.serialize(self.loss),
+            "optimizer": optimizers.serialize(self.optimizer),
+            "metrics": [m if isinstance(m, str) else metrics_module.METRICS.serialize(m)
+                        for m in self._metric_ids],
+        }
+
+    def save(self, filepath: str) -> None:
+        """Save weights, architecture, compile settings and optimizer state to one
+        safetensors file, atomically (see ``layerwise.saving``)."""
+        from .saving import save_model
+
+        save_model(self, filepath)
 
     def __repr__(self) -> str:
         return f"<Sequential name={self.name!r} layers={[layer.name for layer in self.layers]}>"
+
+
+def load_model(filepath: str, compile: bool = True, restore_random_state: bool = False
+               ) -> Sequential:
+    """Load a model saved with ``model.save``; see ``layerwise.saving.load_model``."""
+    from .saving import load_model as _load
+
+    return _load(filepath, compile=compile, restore_random_state=restore_random_state)

@@ -9,6 +9,7 @@ from .base import LAYERS, Layer
 from .dense import Dense
 from .dropout import Dropout
 from .maxout import Maxout
+from .preprocessing import Normalization, Rescaling
 
 __all__ = [
     "ELU",
@@ -18,8 +19,10 @@ __all__ = [
     "Layer",
     "LeakyReLU",
     "Maxout",
+    "Normalization",
     "PReLU",
     "RReLU",
+    "Rescaling",
     "Softmax",
     "deserialize",
     "get",
