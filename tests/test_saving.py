@@ -210,8 +210,8 @@ def test_bad_json_in_metadata(tmp_path):
 def test_unknown_layer_name(tmp_path):
     path = _saved(tmp_path)
     _edit_metadata(path, "model_config", lambda s: s.replace('"Dense"', '"Dence"', 1))
-    with pytest.raises(ValueError, match="architecture in the file is invalid.*Unknown layer "
-                                         "'Dence'.*Did you mean 'Dense'"):
+    with pytest.raises(ValueError, match=r"architecture in the file is invalid.*Unknown layer "
+                                         r"'Dence'.*Did you mean 'Dense'"):
         load_model(path)
 
 

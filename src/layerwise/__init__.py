@@ -27,16 +27,7 @@ from .models import Sequential
 from .saving import load_model
 
 __all__ = [
-    "Sequential",
+    "Sequential", "load_model", "activations", "backend", "callbacks", "initializers",
+    "layers", "losses", "metrics", "models", "optimizers", "regularizers", "utils",
     "__version__",
-    "activations",
-    "backend",
-    "callbacks",
-    "initializers",
-    "layers",
-    "losses",
-    "metrics",
-    "models",
-    "optimizers",
-    "utils",
-]  # fmt: skip
+]
