@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .backend import xp
 from .registry import Registry
 
@@ -127,3 +129,31 @@ def get(identifier: Any, loss_name: str | None = None, units: int | None = None)
 
 def names() -> list[str]:
     return METRICS.names()
+
+
+def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None) -> Any:
+    """Counts ``(num_classes, num_classes)``: row = true class, column = predicted class."""
+
+
+    y_true = np.asarray(y_true, dtype=np.int64).reshape(-1)
+    y_pred = np.asarray(y_pred, dtype=np.int64).reshape(-1)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"`y_true` and `y_pred` differ in length: {y_true.shape[0]} and "
+                         f"{y_pred.shape[0]}")
+    n = num_classes or int(max(y_true.max(initial=0), y_pred.max(initial=0)) + 1)
+    matrix = np.zeros((n, n), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def r2_score(y_true: Any, y_pred: Any) -> float:
+    """Coefficient of determination 1 - Σ(y - ŷ)² / Σ(y - ȳ)², averaged over outputs."""
+
+
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(y_true.shape)
+    if y_true.ndim == 1:
+        y_true, y_pred = y_true[:, None], y_pred[:, None]
+    residual = ((y_true - y_pred) ** 2).sum(axis=0)
+    total = ((y_true - y_true.mean(axis=0)) ** 2).sum(axis=0)
+    return float(np.mean(1.0 - residual / np.where(total == 0, 1.0, total)))

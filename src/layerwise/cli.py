@@ -1,0 +1,379 @@
+"""The ``layerwise`` command line: train, evaluate, predict, summary, datasets.
+
+``layerwise train`` with no arguments trains the seed's handwriting network (784-500-500-10,
+relu hidden layers, softmax, categorical cross-entropy, Adam, batch 100, 20 epochs, early
+stopping on a 10% validation split) on the bundled MNIST subset, prints test loss, accuracy
+and a confusion matrix, and saves the model and its training curves.
+
+Every error (a missing file, an unknown column, a wrong feature count) is one line on stderr
+and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import click
+import numpy as np
+
+from . import datasets
+
+TASKS = ("auto", "multiclass", "binary", "regression")
+
+
+class _Group(click.Group):
+    """Turns the library's clear errors into one-line CLI errors (exit status 1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ValueError, TypeError, FileNotFoundError, ImportError, OSError) as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise click.ClickException(message) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="layerwise", prog_name="layerwise")
+def cli() -> None:
+    """layerwise: fully connected neural networks, trained layer by layer on NumPy."""
+
+
+# ---- data -----------------------------------------------------------------------------
+
+def _infer_task(y: np.ndarray, class_names: list[Any] | None) -> str:
+    if class_names is not None:
+        return "binary" if len(class_names) == 2 else "multiclass"
+    if y.ndim == 2 and y.shape[1] > 1:
+        return "regression"
+    values = np.unique(y)
+    if np.all(values == np.round(values)) and len(values) <= 20 and values.min() >= 0:
+        return "binary" if len(values) == 2 and set(values) <= {0, 1} else "multiclass"
+    return "regression"
+
+
+def _load_data(data: str | None, dataset: str | None, target: str | None, seed: int
+               ) -> datasets.Dataset:
+    """A bundled data set by name, or the user's file split 80/20 with ``seed``."""
+    if data is not None and dataset is not None:
+        raise click.UsageError("Give either a DATA file or --dataset, not both.")
+    if data is None:
+        return datasets.load(dataset or "mnist")
+    x, y, features, class_names = datasets.read_file(data, target or "last")
+    if y is None:
+        raise ValueError(f"{data} has no target: name its column with --target.")
+    if x.ndim != 2:
+        raise ValueError(f"{data}: features must be 2-D (samples, features).")
+    x_train, y_train, x_test, y_test = datasets.train_test_split(x, y, 0.2, seed)
+    return datasets.Dataset(os.path.basename(data), x_train, y_train, x_test, y_test,
+                            task=_infer_task(y, class_names), description=f"file {data}",
+                            source=os.path.abspath(data), license="the user's",
+                            feature_names=features, class_names=class_names)
+
+
+def _read_csv_target_column(data: str) -> str:
+    with open(data, newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), [])
+    if not header:
+        raise ValueError(f"{data} is empty; a CSV file needs a header row.")
+    return header[-1].strip()
+
+
+# ---- train ----------------------------------------------------------------------------
+
+def _build(data: datasets.Dataset, task: str, hidden: list[int], activation: str,
+           dropout: float, l2: float) -> tuple[Any, str, list[str]]:
+    import layerwise as lw
+    from layerwise.layers import Dense, Dropout, Normalization, Rescaling
+
+    layers: list[Any] = []
+    if "scale" in data.extra:  # images: a fixed pixel scale
+        layers.append(Rescaling(data.extra["scale"], input_dim=data.n_features))
+    else:  # tabular: standardise each feature with the training set's statistics
+        norm = Normalization(input_dim=data.n_features)
+        norm.adapt(data.x_train)
+        layers.append(norm)
+    regularizer = lw.regularizers.l2(l2) if l2 else None
+    for units in hidden:
+        layers.append(Dense(units, activation=activation, kernel_initializer="he_uniform"
+                            if "relu" in activation else "glorot_uniform",
+                            kernel_regularizer=regularizer))
+        if dropout:
+            layers.append(Dropout(dropout))
+    if task == "multiclass":
+        n_classes = len(data.class_names) if data.class_names else int(data.y_train.max()) + 1
+        layers.append(Dense(n_classes, activation="softmax"))
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    elif task == "binary":
+        layers.append(Dense(1, activation="sigmoid"))
+        loss, metrics = "binary_crossentropy", ["accuracy"]
+    else:
+        outputs = 1 if data.y_train.ndim == 1 else data.y_train.shape[1]
+        layers.append(Dense(outputs))
+        loss, metrics = "mse", ["mae"]
+    return lw.Sequential(layers, name=f"{data.name}_model"), loss, metrics
+
+
+def _parse_hidden(value: str) -> list[int]:
+    try:
+        units = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers such as 500,500; "
+                                 f"got {value!r}") from None
+    if any(u <= 0 for u in units):
+        raise click.BadParameter(f"layer sizes must be positive; got {value!r}")
+    return units
+
+
+def _report(model: Any, x: np.ndarray, y: np.ndarray, task: str,
+            class_names: list[Any] | None) -> dict[str, float]:
+    """Print test loss and metrics (plus a confusion matrix or R²); return them."""
+    from layerwise import metrics as lw_metrics
+
+    values = model.evaluate(x, y, verbose=0)
+    values = values if isinstance(values, list) else [values]
+    names = ["loss", *(m.name for m in model.metrics)]
+    result = dict(zip(names, (float(v) for v in values)))
+    click.echo("test " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
+    predictions = model.predict(x)
+    if task in ("multiclass", "binary"):
+        predicted = (predictions.argmax(axis=1) if task == "multiclass"
+                     else (predictions[:, 0] > 0.5).astype(int))
+        labels = class_names or list(range(max(predictions.shape[1], 2)))
+        n = max(len(labels), 2)
+        matrix = lw_metrics.confusion_matrix(y.astype(int), predicted, n)
+        click.echo(_format_confusion(matrix, [str(c) for c in labels][:n]))
+    else:
+        result["r2"] = float(lw_metrics.r2_score(y, predictions))
+        click.echo(f"test R² {result['r2']:.4f}")
+    return result
+
+
+def _format_confusion(matrix: np.ndarray, labels: list[str]) -> str:
+    width = max(5, *(len(s) for s in labels), len(str(matrix.max())) + 1)
+    lines = ["confusion matrix (rows: true class, columns: predicted class)",
+             " " * width + "".join(s.rjust(width) for s in labels)]
+    for label, row in zip(labels, matrix):
+        lines.append(label.rjust(width) + "".join(str(v).rjust(width) for v in row))
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("data", required=False, type=click.Path(dir_okay=False))
+@click.option("--dataset", help="a bundled data set (see `layerwise datasets`); default mnist")
+@click.option("--target", help="target column of a CSV DATA file (default: the last column)")
+@click.option("--task", type=click.Choice(TASKS), default="auto", show_default=True,
+              help="what to predict; auto: from the target's values")
+@click.option("--hidden", default="500,500", show_default=True,
+              help="hidden layer sizes, comma-separated")
+@click.option("--activation", default="relu", show_default=True, help="hidden activation")
+@click.option("--optimizer", default="adam", show_default=True)
+@click.option("--lr", type=float, default=None, help="learning rate (optimizer's default)")
+@click.option("--batch-size", type=int, default=100, show_default=True)
+@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option("--dropout", type=float, default=0.0, show_default=True,
+              help="dropout rate after each hidden layer")
+@click.option("--l2", type=float, default=0.0, show_default=True,
+              help="L2 penalty on hidden kernels")
+@click.option("--validation-split", type=float, default=0.1, show_default=True)
+@click.option("--patience", type=int, default=3, show_default=True,
+              help="early-stopping patience on val_loss (0: no early stopping)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="out", show_default=True,
+              help="folder for model.safetensors and history.png")
+@click.option("--plot/--no-plot", default=True, show_default=True,
+              help="save the training curves as a PNG (needs matplotlib)")
+@click.option("--verbose", type=click.IntRange(0, 2), default=1, show_default=True)
+def train(data: str | None, dataset: str | None, target: str | None, task: str, hidden: str,
+          activation: str, optimizer: str, lr: float | None, batch_size: int, epochs: int,
+          dropout: float, l2: float, validation_split: float, patience: int, seed: int,
+          out: str, plot: bool, verbose: int) -> None:
+    """Train a network on DATA (.csv/.npy/.npz) or a bundled data set and save it.
+
+    With no arguments: the seed's handwriting network on the MNIST subset.
+    """
+    import layerwise as lw
+
+    lw.utils.set_random_seed(seed)
+    units = _parse_hidden(hidden)
+    source = _load_data(data, dataset, target, seed)
+    task = source.task if task == "auto" else task
+    if task == "binary" and source.y_train.max() > 1:
+        raise ValueError(f"--task binary needs 0/1 targets; {source.name} has values up to "
+                         f"{source.y_train.max()}.")
+    click.echo(f"data: {source.name}, {len(source.x_train)} training and {len(source.x_test)} "
+               f"test samples, {source.n_features} features, task {task}")
+    model, loss, metric_names = _build(source, task, units, activation, dropout, l2)
+    model.class_names = source.class_names if task != "regression" else None
+    opt = lw.optimizers.get(optimizer)
+    if lr is not None:
+        opt = type(opt).from_config({**opt.get_config(), "learning_rate": lr})
+    model.compile(optimizer=opt, loss=loss, metrics=metric_names)
+    if verbose:
+        model.summary(print_fn=click.echo)
+    cbs = []
+    if patience and validation_split:
+        cbs.append(lw.callbacks.EarlyStopping("val_loss", patience=patience,
+                                              restore_best_weights=True, verbose=verbose))
+    start = time.perf_counter()
+    history = model.fit(source.x_train, source.y_train, batch_size=batch_size, epochs=epochs,
+                        validation_split=validation_split, callbacks=cbs, verbose=verbose)
+    click.echo(f"trained {len(history.epoch)} epochs in {time.perf_counter() - start:.1f} s")
+    _report(model, source.x_test, source.y_test, task, source.class_names)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "model.safetensors")
+    model.save(path)
+    click.echo(f"saved model to {path}")
+    if plot:
+        try:
+            from . import plot as lw_plot
+
+            png = os.path.join(out, "history.png")
+            lw_plot.history(history, path=png)
+            click.echo(f"saved training curves to {png}")
+        except ImportError as exc:
+            click.echo(f"no plot: {exc}", err=True)
+
+
+# ---- evaluate / predict / summary / datasets ------------------------------------------
+
+def _load(model_path: str) -> Any:
+    from .saving import load_model
+
+    return load_model(model_path)
+
+
+def _features_for(model: Any, data: str, target: str | None) -> tuple[np.ndarray, Any]:
+    """Features (and targets, if present) of DATA checked against the model's input size."""
+    if data.lower().endswith(".csv"):
+        with_target = target or _read_csv_target_column(data)
+        x, y, _, names = datasets.read_file(data, with_target)
+        if names is not None and model.class_names is not None:
+            index = {str(c): i for i, c in enumerate(model.class_names)}
+            unknown = sorted({str(names[v]) for v in np.unique(y)} - set(index))
+            if unknown:
+                raise ValueError(f"{data} has classes {unknown} that the model does not know "
+                                 f"({', '.join(map(str, model.class_names))}).")
+            y = np.array([index[str(names[v])] for v in y])
+    else:
+        x, y, _, _ = datasets.read_file(data, target or "last")
+    if x.shape[1] != model.input_dim:
+        raise ValueError(f"the model expects {model.input_dim} features, but {data} has "
+                         f"{x.shape[1]} (after removing the target column).")
+    return x, y
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("data", required=False, type=click.Path(dir_okay=False))
+@click.option("--dataset", help="evaluate on the test split of a bundled data set")
+@click.option("--target", help="target column of a CSV DATA file (default: the last column)")
+def evaluate(model: str, data: str | None, dataset: str | None, target: str | None) -> None:
+    """Evaluate a saved MODEL on DATA or a bundled data set's test split."""
+    net = _load(model)
+    if net.loss is None:
+        raise ValueError(f"{model} was saved without compile settings, so it has no loss.")
+    class_names = net.class_names
+    if data is None:
+        source = datasets.load(dataset or "mnist")
+        x, y = source.x_test, source.y_test
+        class_names = class_names or source.class_names
+        if x.shape[1] != net.input_dim:
+            raise ValueError(f"the model expects {net.input_dim} features, but {source.name} "
+                             f"has {x.shape[1]}.")
+    else:
+        x, y = _features_for(net, data, target)
+        if y is None:
+            raise ValueError(f"{data} has no target column to evaluate against.")
+    if "crossentropy" not in net.loss.name:
+        task = "regression"
+    else:
+        task = "binary" if net.output_dim == 1 else "multiclass"
+    _report(net, x, y, task, class_names)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="write the predictions to this CSV file (default: standard output)")
+@click.option("--target", help="a target column in DATA to ignore")
+def predict(model: str, data: str, output: str | None, target: str | None) -> None:
+    """Predict DATA (.csv/.npy/.npz, features only or with a target column) with MODEL.
+
+    Classification: the class and one probability column per class; regression: the value.
+    """
+    net = _load(model)
+    if data.lower().endswith(".csv"):
+        x, _, _, _ = datasets.read_csv(data, target)
+        if target is None and x.shape[1] == net.input_dim + 1:
+            x, _, _, _ = datasets.read_csv(data, _read_csv_target_column(data))
+    else:
+        x, _, _, _ = datasets.read_file(data)
+        if x.shape[1] == net.input_dim + 1:
+            x = x[:, :-1]
+    if x.shape[1] != net.input_dim:
+        raise ValueError(f"the model expects {net.input_dim} features, but {data} has "
+                         f"{x.shape[1]}.")
+    outputs = net.predict(x)
+    classifier = net.loss is not None and "crossentropy" in net.loss.name
+    if classifier:
+        probabilities = (np.hstack([1 - outputs, outputs]) if outputs.shape[1] == 1
+                         else outputs)
+        names = net.class_names or list(range(probabilities.shape[1]))
+        header = ["class", *(f"p_{c}" for c in names)]
+        rows = [[names[int(i)], *(f"{p:.6g}" for p in row)]
+                for i, row in zip(probabilities.argmax(axis=1), probabilities)]
+    else:
+        header = ["prediction"] if outputs.shape[1] == 1 else [
+            f"prediction_{i}" for i in range(outputs.shape[1])]
+        rows = [[f"{v:.6g}" for v in row] for row in outputs]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    if output:
+        from .saving import atomic_write
+
+        atomic_write(output, text.getvalue().encode("utf-8"))
+        click.echo(f"wrote {len(rows)} predictions to {output}")
+    else:
+        sys.stdout.write(text.getvalue())
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+def summary(model: str) -> None:
+    """Print the layers, shapes and parameter counts of a saved MODEL."""
+    net = _load(model)
+    net.summary(print_fn=click.echo)
+    if net.loss is not None:
+        settings = net.get_compile_config()
+        click.echo(f"loss: {settings['loss']['class_name']}, optimizer: "
+                   f"{settings['optimizer']['class_name']} "
+                   f"({json.dumps(settings['optimizer']['config'])}), "
+                   f"steps trained: {net.optimizer.iterations}")
+    if net.class_names is not None:
+        click.echo(f"classes: {', '.join(map(str, net.class_names))}")
+
+
+@cli.command(name="datasets")
+def datasets_command() -> None:
+    """List the bundled data sets, their size, source and licence."""
+    for row in datasets.describe():
+        click.echo(f"{row['name']}: {row['samples'] or '-'} ({row.get('task', '?')}); "
+                   f"{row.get('description', '')}")
+        if row["available"] == "yes":
+            click.echo(f"    source: {row['source']}; licence: {row['license']}")
+        else:
+            click.echo(f"    not available here: {row['available'][4:]}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``layerwise`` console script and ``python -m layerwise``."""
+    cli.main(args=argv, prog_name="layerwise")
