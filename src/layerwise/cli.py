@@ -76,12 +76,14 @@ def _load_data(data: str | None, dataset: str | None, target: str | None, seed: 
                             feature_names=features, class_names=class_names)
 
 
-def _read_csv_target_column(data: str) -> str:
+def _csv_header(data: str) -> list[str]:
+    if not os.path.exists(data):
+        raise FileNotFoundError(f"No data file at {data!r}.")
     with open(data, newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle), [])
     if not header:
         raise ValueError(f"{data} is empty; a CSV file needs a header row.")
-    return header[-1].strip()
+    return [name.strip() for name in header]
 
 
 # ---- train ----------------------------------------------------------------------------
@@ -251,7 +253,7 @@ def _load(model_path: str) -> Any:
 def _features_for(model: Any, data: str, target: str | None) -> tuple[np.ndarray, Any]:
     """Features (and targets, if present) of DATA checked against the model's input size."""
     if data.lower().endswith(".csv"):
-        with_target = target or _read_csv_target_column(data)
+        with_target = target or _csv_header(data)[-1]
         x, y, _, names = datasets.read_file(data, with_target)
         if names is not None and model.class_names is not None:
             index = {str(c): i for i, c in enumerate(model.class_names)}
@@ -310,9 +312,10 @@ def predict(model: str, data: str, output: str | None, target: str | None) -> No
     """
     net = _load(model)
     if data.lower().endswith(".csv"):
+        header = _csv_header(data)
+        if target is None and len(header) == net.input_dim + 1:
+            target = header[-1]  # the training file itself: drop its target column
         x, _, _, _ = datasets.read_csv(data, target)
-        if target is None and x.shape[1] == net.input_dim + 1:
-            x, _, _, _ = datasets.read_csv(data, _read_csv_target_column(data))
     else:
         x, _, _, _ = datasets.read_file(data)
         if x.shape[1] == net.input_dim + 1:

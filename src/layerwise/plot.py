@@ -135,15 +135,17 @@ def gradient_flow(monitor: Any, path: str | os.PathLike[str] | None = None) -> A
     if not series:
         raise ValueError("The monitor recorded no gradient norms; pass it to fit(callbacks=...).")
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for name, values in series.items():
-        left.plot(np.arange(1, len(values) + 1), values, marker="o", ms=3, label=name)
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(series)))  # input dark -> output light
+    for colour, (name, values) in zip(colours, series.items()):
+        left.plot(np.arange(1, len(values) + 1), values, marker="o", ms=3, label=name,
+                  color=colour)
     left.set_yscale("log")
     left.set_xlabel("epoch")
     left.set_ylabel("mean gradient norm")
     left.legend(fontsize=7)
     left.grid(alpha=0.3)
     last = [values[-1] for values in series.values()]
-    right.bar(range(1, len(last) + 1), last)
+    right.bar(range(1, len(last) + 1), last, color=colours)
     right.set_yscale("log")
     right.set_xlabel("layer (input -> output)")
     right.set_ylabel("gradient norm, last epoch")
