@@ -1,7 +1,9 @@
 """Callbacks: code that runs at fixed points of training, with Keras's hook names.
 
 ``fit`` calls ``on_train_begin``, then for each epoch ``on_epoch_begin``, for each batch
-``on_train_batch_begin``/``on_train_batch_end``, then ``on_epoch_end`` with the epoch's
+``on_train_batch_begin``/``on_train_batch_end`` (whose logs hold the running means of the
+loss and metrics over the epoch so far, and the batch's ``size``), then ``on_epoch_end`` with
+the epoch's
 ``logs`` (``loss``, each metric, and ``val_*`` with validation data), and finally
 ``on_train_end``. A callback may set ``model.stop_training = True`` to end training after the
 current batch. ``self.params`` holds ``epochs``, ``steps``, ``batch_size``, ``samples``,
@@ -105,8 +107,8 @@ def format_logs(logs: Logs) -> str:
 class ProgbarLogger(Callback):
     """Progress output of ``fit``.
 
-    ``verbose=1`` on a terminal: a live tqdm bar per epoch with the running loss, finished
-    with the epoch's logs. ``verbose=2``, or ``verbose=1`` when the output is not a terminal
+    ``verbose=1`` on a terminal: a live tqdm bar per epoch with the running loss and metrics,
+    finished with the epoch's logs (validation values included). ``verbose=2``, or ``verbose=1`` when the output is not a terminal
     (CI, a pipe, a file): one line per epoch, ``Epoch 3/20 - 0.4s - loss: 0.1234 - ...``.
     """
 
@@ -125,8 +127,6 @@ class ProgbarLogger(Callback):
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         self._start = time.perf_counter()
-        self._seen = 0
-        self._loss_sum = 0.0
         if self._live():
             from tqdm.auto import tqdm
 
@@ -137,10 +137,8 @@ class ProgbarLogger(Callback):
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         if self._bar is None or not logs:
             return
-        self._seen += logs.get("size", 0)
-        self._loss_sum += logs.get("loss", 0.0) * logs.get("size", 0)
-        self._bar.set_postfix_str(f"loss: {self._loss_sum / max(self._seen, 1):.4f}",
-                                  refresh=False)
+        running = {k: v for k, v in logs.items() if k != "size"}
+        self._bar.set_postfix_str(format_logs(running), refresh=False)
         self._bar.update(1)
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:

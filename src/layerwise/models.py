@@ -431,7 +431,9 @@ class Sequential:
                 totals[0] += loss * count
                 for i, metric in enumerate(self.metrics, start=1):
                     totals[i] += float(metric.per_sample(yb, y_pred).sum())
-                callback_list.on_train_batch_end(step, {"loss": loss, "size": count})
+                # running means over the epoch so far, as Keras reports them per batch
+                callback_list.on_train_batch_end(step, {**self._logs(totals / seen),
+                                                        "size": count})
                 if self.stop_training:
                     break
             if seen == 0:
