@@ -55,11 +55,16 @@ def test_state_round_trip_continues_exactly(rng):
         np.testing.assert_array_equal(a, b)
 
 
-def test_clipping():
-    g = np.array([3.0, 4.0])  # norm 5
-    assert np.allclose(optimizers.SGD(clipnorm=1.0).clip([g])[0], [0.6, 0.8])
-    assert np.allclose(optimizers.SGD(clipvalue=3.5).clip([g])[0], [3.0, 3.5])
-    two = optimizers.SGD(global_clipnorm=1.0).clip([g, g])
+def test_clipping_in_place():
+    def g():
+        return np.array([3.0, 4.0])  # norm 5
+
+    grad = g()
+    optimizers.SGD(clipnorm=1.0).clip([grad])
+    assert np.allclose(grad, [0.6, 0.8])
+    assert np.allclose(optimizers.SGD(clipvalue=3.5).clip([g()])[0], [3.0, 3.5])
+    assert np.allclose(optimizers.SGD(clipnorm=10.0).clip([g()])[0], [3.0, 4.0])
+    two = optimizers.SGD(global_clipnorm=1.0).clip([g(), g()])
     assert np.allclose(np.sqrt(sum((x**2).sum() for x in two)), 1.0)
 
 

@@ -56,17 +56,22 @@ class Activation:
     def __call__(self, z: Any) -> Any:
         return self.forward(z)
 
-    def forward(self, z: Any) -> Any:
-        """f(z), shape ``(batch, units)`` in and out."""
+    def forward(self, z: Any, out: Any = None) -> Any:
+        """f(z), shape ``(batch, units)`` in and out.
+
+        ``out``, if given, is an array of z's shape the result may be written into (the
+        model passes reused buffers); the returned array is the result either way.
+        """
         raise NotImplementedError
 
     def derivative(self, z: Any, y: Any) -> Any:
         """f'(z) element-wise; ``y`` is ``forward(z)``."""
         raise NotImplementedError
 
-    def backward(self, z: Any, y: Any, dy: Any) -> Any:
-        """dL/dz given dL/dy: ``dy * f'(z)`` for element-wise functions."""
-        return dy * self.derivative(z, y)
+    def backward(self, z: Any, y: Any, dy: Any, out: Any = None) -> Any:
+        """dL/dz given dL/dy: ``dy * f'(z)`` for element-wise functions (into ``out`` if
+        given, which may be ``dy`` itself)."""
+        return xp.multiply(dy, self.derivative(z, y), out=out)
 
     def get_config(self) -> dict[str, Any]:
         return {}
@@ -144,13 +149,13 @@ def erf(x: Any) -> Any:
 class Linear(Activation):
     """Identity: f(z) = z, f'(z) = 1. The output of a regression network."""
 
-    def forward(self, z: Any) -> Any:
+    def forward(self, z: Any, out: Any = None) -> Any:
         return z
 
     def derivative(self, z: Any, y: Any) -> Any:
         return xp.ones_like(z)
 
-    def backward(self, z: Any, y: Any, dy: Any) -> Any:
+    def backward(self, z: Any, y: Any, dy: Any, out: Any = None) -> Any:
         return dy
 
 
@@ -162,7 +167,7 @@ class Sigmoid(Activation):
     where f' < 0.0025: the root of the vanishing-gradient problem of deep sigmoid networks.
     """
 
-    def forward(self, z: Any) -> Any:
+    def forward(self, z: Any, out: Any = None) -> Any:
         return _sigmoid(z)
 
     def derivative(self, z: Any, y: Any) -> Any:
@@ -176,11 +181,16 @@ class Tanh(Activation):
     Zero-centred with range (-1, 1); saturates outside about (-3, 3).
     """
 
-    def forward(self, z: Any) -> Any:
-        return xp.tanh(z)
+    def forward(self, z: Any, out: Any = None) -> Any:
+        return xp.tanh(z, out=out)
 
     def derivative(self, z: Any, y: Any) -> Any:
         return 1.0 - y * y
+
+    def backward(self, z: Any, y: Any, dy: Any, out: Any = None) -> Any:
+        slope = xp.multiply(y, y)
+        xp.subtract(1.0, slope, out=slope)
+        return xp.multiply(dy, slope, out=out)
 
 
 @_named("relu")
@@ -191,14 +201,15 @@ class ReLU(Activation):
     no gradient and stops learning: the dead-ReLU problem.
     """
 
-    def forward(self, z: Any) -> Any:
-        return xp.maximum(z, 0.0)
+    def forward(self, z: Any, out: Any = None) -> Any:
+        return xp.maximum(z, 0.0, out=out)
 
     def derivative(self, z: Any, y: Any) -> Any:
         return (z > 0).astype(z.dtype)
 
-    def backward(self, z: Any, y: Any, dy: Any) -> Any:
-        return xp.where(z > 0, dy, 0.0).astype(dy.dtype, copy=False)
+    def backward(self, z: Any, y: Any, dy: Any, out: Any = None) -> Any:
+        # multiplying by the boolean mask is ~10x faster than where(z > 0, dy, 0)
+        return xp.multiply(dy, z > 0, out=out)
 
 
 @_named("leaky_relu")
@@ -211,7 +222,7 @@ class LeakyReLU(Activation):
     def __init__(self, negative_slope: float = 0.01) -> None:
         self.negative_slope = float(negative_slope)
 
-    def forward(self, z: Any) -> Any:
+    def forward(self, z: Any, out: Any = None) -> Any:
         return xp.where(z > 0, z, z * self.negative_slope)
 
     def derivative(self, z: Any, y: Any) -> Any:
@@ -228,7 +239,7 @@ class ELU(Activation):
     def __init__(self, alpha: float = 1.0) -> None:
         self.alpha = float(alpha)
 
-    def forward(self, z: Any) -> Any:
+    def forward(self, z: Any, out: Any = None) -> Any:
         # expm1 of min(z, 0) never overflows and is exact near 0
         return xp.where(z > 0, z, self.alpha * xp.expm1(xp.minimum(z, 0.0)))
 
@@ -249,23 +260,25 @@ class Softmax(Activation):
     cross-entropy, the model skips this Jacobian and uses the fused gradient p - y.
     """
 
-    def forward(self, z: Any) -> Any:
-        e = xp.exp(z - z.max(axis=-1, keepdims=True))
+    def forward(self, z: Any, out: Any = None) -> Any:
+        e = xp.subtract(z, z.max(axis=-1, keepdims=True), out=out)
+        xp.exp(e, out=e)
         e /= e.sum(axis=-1, keepdims=True)
         return e
 
     def derivative(self, z: Any, y: Any) -> Any:
         return y * (1.0 - y)
 
-    def backward(self, z: Any, y: Any, dy: Any) -> Any:
-        return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+    def backward(self, z: Any, y: Any, dy: Any, out: Any = None) -> Any:
+        inner = (dy * y).sum(axis=-1, keepdims=True)
+        return xp.multiply(y, xp.subtract(dy, inner, out=out), out=out)
 
 
 @_named("softplus")
 class Softplus(Activation):
     """Softplus: f(z) = log(1 + e^z), f'(z) = σ(z) (the sigmoid). A smooth ReLU."""
 
-    def forward(self, z: Any) -> Any:
+    def forward(self, z: Any, out: Any = None) -> Any:
         return _softplus(z)
 
     def derivative(self, z: Any, y: Any) -> Any:
@@ -282,7 +295,7 @@ class SELU(Activation):
     alpha = 1.6732632423543772848170429916717
     scale = 1.0507009873554804934193349852946
 
-    def forward(self, z: Any) -> Any:
+    def forward(self, z: Any, out: Any = None) -> Any:
         neg = (self.scale * self.alpha) * xp.expm1(xp.minimum(z, 0.0))
         return xp.where(z > 0, self.scale * z, neg)
 
@@ -304,7 +317,7 @@ class GELU(Activation):
 
     _C = math.sqrt(2.0 / math.pi)
 
-    def forward(self, z: Any) -> Any:
+    def forward(self, z: Any, out: Any = None) -> Any:
         if self.approximate:
             return 0.5 * z * (1.0 + xp.tanh(self._C * (z + 0.044715 * z**3)))
         return 0.5 * z * (1.0 + erf(z * (1.0 / math.sqrt(2.0))))
@@ -326,7 +339,7 @@ class GELU(Activation):
 class SiLU(Activation):
     """Sigmoid-weighted linear unit (swish): f(z) = z·σ(z), f'(z) = σ(z)(1 + z(1 - σ(z)))."""
 
-    def forward(self, z: Any) -> Any:
+    def forward(self, z: Any, out: Any = None) -> Any:
         return z * _sigmoid(z)
 
     def derivative(self, z: Any, y: Any) -> Any:
@@ -341,7 +354,7 @@ class HardSigmoid(Activation):
     The definition of PyTorch's ``Hardsigmoid``, Keras 3 and ONNX (alpha=1/6, beta=1/2).
     """
 
-    def forward(self, z: Any) -> Any:
+    def forward(self, z: Any, out: Any = None) -> Any:
         return xp.clip(z * (1.0 / 6.0) + 0.5, 0.0, 1.0)
 
     def derivative(self, z: Any, y: Any) -> Any:
@@ -352,7 +365,7 @@ class HardSigmoid(Activation):
 class Mish(Activation):
     """Mish: f(z) = z·tanh(softplus(z)), f'(z) = tanh(sp) + z·(1 - tanh²(sp))·σ(z)."""
 
-    def forward(self, z: Any) -> Any:
+    def forward(self, z: Any, out: Any = None) -> Any:
         return z * xp.tanh(_softplus(z))
 
     def derivative(self, z: Any, y: Any) -> Any:
@@ -364,7 +377,7 @@ class Mish(Activation):
 class Hardmax(Activation):
     """Hardmax: 1 at each row's arg-max, 0 elsewhere. For prediction only: it has no gradient."""
 
-    def forward(self, z: Any) -> Any:
+    def forward(self, z: Any, out: Any = None) -> Any:
         out = xp.zeros_like(z)
         xp.put_along_axis(out, z.argmax(axis=-1)[..., None], 1.0, axis=-1)
         return out
@@ -394,7 +407,7 @@ class CustomActivation(Activation):
         self.derivative_function = derivative
         self.name = getattr(function, "__name__", "custom")
 
-    def forward(self, z: Any) -> Any:
+    def forward(self, z: Any, out: Any = None) -> Any:
         return xp.asarray(self.function(z), dtype=z.dtype)
 
     def derivative(self, z: Any, y: Any) -> Any:

@@ -69,6 +69,10 @@ class CallbackList:
             cb.set_model(model)
             cb.set_params(params)
         self.callbacks = callbacks
+        #: whether any callback listens to the batch hooks (fit skips them otherwise)
+        self.wants_batches = any(
+            hook in vars(cb) or getattr(type(cb), hook) is not getattr(Callback, hook)
+            for cb in callbacks for hook in ("on_train_batch_begin", "on_train_batch_end"))
 
     def __getattr__(self, hook: str) -> Callable[..., None]:
         if hook not in _HOOKS:
@@ -108,8 +112,9 @@ class ProgbarLogger(Callback):
     """Progress output of ``fit``.
 
     ``verbose=1`` on a terminal: a live tqdm bar per epoch with the running loss and metrics,
-    finished with the epoch's logs (validation values included). ``verbose=2``, or ``verbose=1`` when the output is not a terminal
-    (CI, a pipe, a file): one line per epoch, ``Epoch 3/20 - 0.4s - loss: 0.1234 - ...``.
+    finished with the epoch's logs (validation values included). ``verbose=2``, or
+    ``verbose=1`` when the output is not a terminal (CI, a pipe, a file): one line per epoch,
+    ``Epoch 3/20 - 0.4s - loss: 0.1234 - ...``.
     """
 
     def __init__(self, verbose: int = 1, stream: TextIO | None = None) -> None:

@@ -15,6 +15,7 @@ Jacobian (stable for any logits, and cheaper).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -34,6 +35,7 @@ from .input_checks import (
 )
 from .layers import Layer
 from .layers.base import LAYERS, check_positive_int
+from .optimizers.base import tiling_base
 from .utils import global_rng
 
 __all__ = ["Sequential", "NonFiniteLossError", "load_model"]
@@ -92,6 +94,9 @@ class Sequential:
         self.gradient_reducer: Callable[[list[Any]], None] | None = None
         self._fused: losses.Loss | None = None  # set at the start of fit/evaluate
         self._regularized = False
+        self._param_list: list[Any] = []  # params/grads as handed to the optimizer
+        self._grad_list: list[Any] = []
+        self._buffer_depth = 0
         #: names of the output classes (e.g. string labels read from a CSV), saved with the model
         self.class_names: list[Any] | None = None
         self._metric_ids: list[Any] = []
@@ -226,6 +231,8 @@ class Sequential:
     def backward(self, dy: Any, start: int | None = None) -> Any:
         """Back-propagate dL/d(output) ``dy`` through layers ``start-1 .. 0``."""
         for layer in reversed(self.layers[:start]):
+            if dy is None:  # the layers below need no gradient (no parameters there)
+                break
             dy = layer.backward(dy)
         return dy
 
@@ -241,7 +248,9 @@ class Sequential:
         if self._fused is not None:
             last = self.layers[-1]
             loss, dz = self._fused.loss_and_gradient(y, last._z, sample_weight)
-            self.backward(last.backward_logits(dz), start=-1)
+            dy = last.backward_logits(dz)
+            if dy is not None:
+                self.backward(dy, start=-1)
         else:
             loss, dy = self.loss.loss_and_gradient(y, y_pred, sample_weight)
             self.backward(dy)
@@ -265,13 +274,14 @@ class Sequential:
         Raises ``NonFiniteLossError`` before updating when the loss is NaN or infinite, so
         the weights stay those from before this batch.
         """
+        if not self._param_list:
+            self._prepare_step()
         loss, y_pred = self.compute_gradients(x, y, sample_weight)
         if not math.isfinite(loss):
             raise NonFiniteLossError(loss)
-        grads = self.grads
         if self.gradient_reducer is not None:
-            self.gradient_reducer(grads)
-        self.optimizer.apply(self.params, grads)
+            self.gradient_reducer(self._grad_list)
+        self.optimizer.apply(self._param_list, self._grad_list)
         return loss, y_pred
 
     # -- data ----------------------------------------------------------------------------
@@ -298,6 +308,55 @@ class Sequential:
             raise ValueError(f"The model has no layers; add some before {method}().")
         self._fused = self._fused_loss()
         self._regularized = any(layer.regularizers for layer in self.layers)
+
+    def _prepare_step(self) -> None:
+        """Once the model is built: pack the parameters and fix what backward must compute."""
+        self._pack()
+        below_has_params = False
+        for layer in self.layers:  # dL/d(input) is needed only if a layer below learns
+            layer.input_gradient = below_has_params
+            below_has_params = below_has_params or bool(layer.params)
+
+    def _pack(self) -> None:
+        """Move every parameter into one flat buffer, and every gradient into another.
+
+        Each layer keeps its own arrays, now views into the buffers, so nothing else changes;
+        an optimizer then updates all parameters in one pass (see ``Optimizer.build``).
+        """
+        params = self.params
+        if not params or len({p.dtype for p in params}) != 1:
+            self._param_list, self._grad_list = params, self.grads
+            return
+        if tiling_base(params) is None or tiling_base(self.grads) is None:
+            total = sum(p.size for p in params)
+            flat_params = xp.empty(total, dtype=params[0].dtype)
+            flat_grads = xp.zeros(total, dtype=params[0].dtype)
+            offset = 0
+            for layer in self.layers:
+                for name, param in layer.params.items():
+                    view = flat_params[offset:offset + param.size].reshape(param.shape)
+                    view[...] = param
+                    layer.params[name] = view
+                    layer.grads[name] = flat_grads[offset:offset + param.size].reshape(
+                        param.shape)
+                    offset += param.size
+        if [id(p) for p in self._param_list] != [id(p) for p in self.params]:
+            self._param_list, self._grad_list = self.params, self.grads
+
+    @contextlib.contextmanager
+    def _reusing_buffers(self) -> Iterator[None]:
+        """Inside the model's own loops, layers reuse their per-batch arrays."""
+        self._buffer_depth += 1
+        for layer in self.layers:
+            layer.reuse_buffers = True
+        try:
+            yield
+        finally:
+            self._buffer_depth -= 1
+            if not self._buffer_depth:
+                for layer in self.layers:
+                    layer.reuse_buffers = False
+                    layer.release_buffers()
 
     def _validation(
         self, x: np.ndarray, y: Any, weights: Any, validation_split: float,
@@ -396,8 +455,10 @@ class Sequential:
                   "metrics": keys + ([f"val_{k}" for k in keys] if val else [])}
         callback_list = CallbackList(cbs, self, params)
         self.stop_training = False
+        self._prepare_step()
         # a diverging run is reported once, by NonFiniteLossError, not by NumPy warnings
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                self._reusing_buffers():
             self._train_epochs(x, y, weights, val, batch_size, epochs, initial_epoch, shuffle,
                                callback_list)
         return self.history
@@ -408,6 +469,12 @@ class Sequential:
         """The training loop: epochs of shuffled mini-batches, with the callbacks' hooks."""
         n = x.shape[0]
         rng = global_rng()
+        batch_hooks = callback_list.wants_batches
+        # shuffled batches are gathered into these, allocated once
+        rows = min(batch_size, n)
+        xbuf = np.empty((rows, *x.shape[1:]), dtype=x.dtype)
+        ybuf = np.empty((rows, *y.shape[1:]), dtype=y.dtype)
+        wbuf = None if weights is None else np.empty(rows, dtype=weights.dtype)
         callback_list.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)
@@ -415,10 +482,17 @@ class Sequential:
             totals = np.zeros(1 + len(self.metrics))
             seen = 0
             for step, batch in enumerate(_batches(n, batch_size)):
-                callback_list.on_train_batch_begin(step)
-                idx = batch if order is None else order[batch]
-                xb, yb = x[idx], y[idx]
-                wb = None if weights is None else weights[idx]
+                if batch_hooks:
+                    callback_list.on_train_batch_begin(step)
+                if order is None:
+                    xb, yb = x[batch], y[batch]
+                    wb = None if weights is None else weights[batch]
+                else:
+                    idx = order[batch]
+                    size = idx.shape[0]
+                    xb = np.take(x, idx, axis=0, out=xbuf[:size])
+                    yb = np.take(y, idx, axis=0, out=ybuf[:size])
+                    wb = None if wbuf is None else np.take(weights, idx, out=wbuf[:size])
                 try:
                     loss, y_pred = self.train_step(xb, yb, wb)
                 except NonFiniteLossError as error:
@@ -431,9 +505,9 @@ class Sequential:
                 totals[0] += loss * count
                 for i, metric in enumerate(self.metrics, start=1):
                     totals[i] += float(metric.per_sample(yb, y_pred).sum())
-                # running means over the epoch so far, as Keras reports them per batch
-                callback_list.on_train_batch_end(step, {**self._logs(totals / seen),
-                                                        "size": count})
+                if batch_hooks:  # running means over the epoch so far, as Keras reports
+                    callback_list.on_train_batch_end(step, {**self._logs(totals / seen),
+                                                            "size": count})
                 if self.stop_training:
                     break
             if seen == 0:
@@ -483,7 +557,8 @@ class Sequential:
         x, y, weights = self._prepare(x, y, sample_weight, class_weight)
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
         self._resolve_metrics()
-        logs = self._evaluate_arrays(x, y, weights, batch_size)
+        with self._reusing_buffers():
+            logs = self._evaluate_arrays(x, y, weights, batch_size)
         if verbose:
             print(format_logs(logs))
         values = list(logs.values())
@@ -496,8 +571,9 @@ class Sequential:
         x, _, _ = self._prepare(x, None)
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
         out = np.empty((x.shape[0], self.output_dim), dtype=self.dtype)
-        for batch in _batches(x.shape[0], batch_size):
-            out[batch] = to_numpy(self.forward(xp.asarray(x[batch]), training=False))
+        with self._reusing_buffers():
+            for batch in _batches(x.shape[0], batch_size):
+                out[batch] = to_numpy(self.forward(xp.asarray(x[batch]), training=False))
         return out
 
     def train_on_batch(self, x: Any, y: Any, sample_weight: Any | None = None,
@@ -507,6 +583,7 @@ class Sequential:
         self._begin("train_on_batch")
         x, y, weights = self._prepare(x, y, sample_weight, class_weight)
         self._resolve_metrics()
+        self._prepare_step()
         loss, y_pred = self.train_step(x, y, weights)
         values = [loss, *(metric(y, y_pred) for metric in self.metrics)]
         return values[0] if len(values) == 1 else values

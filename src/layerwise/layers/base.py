@@ -83,6 +83,12 @@ class Layer:
         self.grads: dict[str, Any] = {}
         #: parameter name -> Regularizer; the model adds their penalties and gradients
         self.regularizers: dict[str, regularizers.Regularizer] = {}
+        #: False when nothing needs dL/d(input) (the first layer): backward may skip it
+        self.input_gradient = True
+        #: set by the model inside its own loops: outputs and gradients may then live in
+        #: buffers this layer reuses from batch to batch, instead of new arrays
+        self.reuse_buffers = False
+        self._buffers: dict[str, Any] = {}
 
     # -- structure -----------------------------------------------------------------------
     def compute_output_dim(self, input_dim: int) -> int:
@@ -106,13 +112,40 @@ class Layer:
             self.regularizers[name] = regularizer
         return self.params[name]
 
+    def buffer(self, name: str, shape: tuple[int, ...], dtype: Any = None) -> Any:
+        """A scratch array of ``shape`` for this batch.
+
+        With ``reuse_buffers`` (inside the model's loops) the same memory serves every batch:
+        a buffer is allocated once for the largest batch and later batches use its first rows.
+        Otherwise a new array is returned, so arrays handed to callers stay theirs.
+        """
+        dtype = dtype or self.dtype
+        if not self.reuse_buffers:
+            return xp.empty(shape, dtype=dtype)
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape[0] < shape[0] or buf.shape[1:] != shape[1:] \
+                or buf.dtype != dtype:
+            buf = self._buffers[name] = xp.empty(shape, dtype=dtype)
+        return buf[: shape[0]]
+
+    def release_buffers(self) -> None:
+        """Drop the reused buffers and cached batch arrays (the model calls this after a loop)."""
+        self._buffers.clear()
+        for attr in ("_x", "_z", "_y", "_mask", "_slope", "_positive", "_argmax"):
+            if attr in self.__dict__:
+                setattr(self, attr, None)
+
     # -- computation ---------------------------------------------------------------------
     def forward(self, x: Any, training: bool = False) -> Any:
         """Output for input ``x`` of shape ``(batch, input_dim)``; caches what backward needs."""
         raise NotImplementedError
 
     def backward(self, dy: Any) -> Any:
-        """dL/d(input) from dL/d(output) ``dy``; fills ``self.grads`` for the last forward."""
+        """dL/d(input) from dL/d(output) ``dy``; fills ``self.grads`` for the last forward.
+
+        With ``reuse_buffers`` set, ``dy`` may be overwritten. Returns None when
+        ``input_gradient`` is False and the layer can skip the computation.
+        """
         raise NotImplementedError
 
     def __call__(self, x: Any, training: bool = False) -> Any:

@@ -67,26 +67,33 @@ class Dense(Layer):
 
     def linear(self, x: Any) -> Any:
         """z = x W + b, shape ``(batch, linear_width)``; caches x for the backward pass."""
-        z = x @ self.params["kernel"]
+        kernel = self.params["kernel"]
+        z = xp.matmul(x, kernel, out=self.buffer("z", (x.shape[0], kernel.shape[1])))
         if self.use_bias:
             z += self.params["bias"]
         self._x = x
         return z
 
     def forward(self, x: Any, training: bool = False) -> Any:
-        self._z = self.linear(x)
-        self._y = self.activation.forward(self._z)
+        self._z = z = self.linear(x)
+        out = None if isinstance(self.activation, activations.Linear) else self.buffer(
+            "y", z.shape)
+        self._y = self.activation.forward(z, out=out)
         return self._y
 
     def backward(self, dy: Any) -> Any:
-        return self.backward_logits(self.activation.backward(self._z, self._y, dy))
+        out = dy if self.reuse_buffers else None  # dy is ours to overwrite in the model's loop
+        return self.backward_logits(self.activation.backward(self._z, self._y, dy, out=out))
 
     def backward_logits(self, dz: Any) -> Any:
         """Backward from dL/dz (the pre-activation), used with a fused loss."""
-        xp.dot(self._x.T, dz, out=self.grads["kernel"])
+        kernel = self.params["kernel"]
+        xp.matmul(self._x.T, dz, out=self.grads["kernel"])  # transposed view: no copy
         if self.use_bias:
             dz.sum(axis=0, out=self.grads["bias"])
-        return dz @ self.params["kernel"].T
+        if not self.input_gradient:
+            return None
+        return xp.matmul(dz, kernel.T, out=self.buffer("dx", (dz.shape[0], kernel.shape[0])))
 
     def get_config(self) -> dict[str, Any]:
         return {

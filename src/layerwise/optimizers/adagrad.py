@@ -6,6 +6,7 @@ from typing import Any
 
 from ..backend import xp
 from .base import Optimizer
+from .chunked import CHUNK, chunks
 from .registry import OPTIMIZERS
 
 
@@ -37,15 +38,22 @@ class Adagrad(Optimizer):
         self.initial_accumulator_value = float(initial_accumulator_value)
         self.epsilon = float(epsilon)
 
-    def build(self, params: list[Any]) -> None:
-        super().build(params)
+    def initialize_slots(self) -> None:
         for acc in self.slots["accumulator"]:
             acc += self.initial_accumulator_value
 
-    def update(self, index: int, param: Any, grad: Any, lr: float) -> None:
-        acc = self.slots["accumulator"][index]
-        acc += grad * grad
-        param -= lr * grad / (xp.sqrt(acc) + self.epsilon)
+    def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
+        p, g, acc = param.reshape(-1), grad.reshape(-1), slots["accumulator"].reshape(-1)
+        (work,) = self.scratch(min(p.shape[0], CHUNK), p.dtype)
+        for part in chunks(p.shape[0]):
+            pp, gg, aa = p[part], g[part], acc[part]
+            w = xp.multiply(gg, gg, out=work[: pp.shape[0]])
+            aa += w  # G <- G + g²
+            xp.sqrt(aa, out=w)  # θ <- θ - η g / (√G + ε)
+            w += self.epsilon
+            xp.divide(gg, w, out=w)
+            w *= lr
+            pp -= w
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "epsilon": self.epsilon,

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..backend import xp
 from .base import Optimizer
+from .chunked import CHUNK, chunks
 from .registry import OPTIMIZERS
 
 
@@ -21,6 +22,9 @@ class Adam(Optimizer):
     The factors 1/(1 - βᵗ) correct the bias of m and v towards their zero start. With
     ``amsgrad=True``, v is replaced by its running maximum, so the step never grows.
     """
+
+    #: AdamW's factor θ <- θ (1 - η λ) before the step; 0 for Adam
+    weight_decay = 0.0
 
     def __init__(
         self,
@@ -39,20 +43,33 @@ class Adam(Optimizer):
         self.amsgrad = bool(amsgrad)
         self.slot_names = ("m", "v", "v_max") if amsgrad else ("m", "v")
 
-    def update(self, index: int, param: Any, grad: Any, lr: float) -> None:
+    def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
         t = self.iterations + 1
-        m, v = self.slots["m"][index], self.slots["v"][index]
-        m *= self.beta_1
-        m += (1.0 - self.beta_1) * grad
-        v *= self.beta_2
-        v += (1.0 - self.beta_2) * grad * grad
-        if self.amsgrad:
-            v_max = self.slots["v_max"][index]
-            xp.maximum(v_max, v, out=v_max)
-            v = v_max
         step = lr / (1.0 - self.beta_1**t)
-        denom = xp.sqrt(v) * (1.0 / math.sqrt(1.0 - self.beta_2**t)) + self.epsilon
-        param -= step * m / denom
+        scale = 1.0 / math.sqrt(1.0 - self.beta_2**t)
+        decay = 1.0 - lr * self.weight_decay
+        p, g = param.reshape(-1), grad.reshape(-1)
+        m, v = slots["m"].reshape(-1), slots["v"].reshape(-1)
+        v_max = slots["v_max"].reshape(-1) if self.amsgrad else v
+        (work,) = self.scratch(min(p.shape[0], CHUNK), p.dtype)
+        for part in chunks(p.shape[0]):
+            pp, gg, mm, vv = p[part], g[part], m[part], v[part]
+            w = xp.multiply(gg, gg, out=work[: pp.shape[0]])
+            mm -= gg  # m <- β₁ m + (1 - β₁) g, as g + β₁ (m - g), with no temporary
+            mm *= self.beta_1
+            mm += gg
+            vv -= w  # v <- β₂ v + (1 - β₂) g²
+            vv *= self.beta_2
+            vv += w
+            if self.amsgrad:
+                vv = xp.maximum(v_max[part], vv, out=v_max[part])
+            # θ <- θ - m / ((√v / √(1 - β₂ᵗ) + ε) / step): the step folded into the divisor
+            xp.sqrt(vv, out=w)
+            w *= scale / step
+            w += self.epsilon / step
+            if decay != 1.0:
+                pp *= decay
+            pp -= xp.divide(mm, w, out=w)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -73,10 +90,6 @@ class AdamW(Adam):
         if weight_decay < 0:
             raise ValueError(f"`weight_decay` must be >= 0. Received: weight_decay={weight_decay}")
         self.weight_decay = float(weight_decay)
-
-    def update(self, index: int, param: Any, grad: Any, lr: float) -> None:
-        param *= 1.0 - lr * self.weight_decay
-        super().update(index, param, grad, lr)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "weight_decay": self.weight_decay}

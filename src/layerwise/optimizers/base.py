@@ -5,6 +5,10 @@ training step: ``optimizer.apply(params, grads)``. A new optimizer subclasses ``
 declares its per-parameter state in ``slot_names`` and writes ``update`` for one pair; it
 never sees the model. Its state (the slots and the step count ``iterations``) is plain arrays,
 inspectable through ``get_state()`` and restorable with ``set_state()``.
+
+When the parameters are consecutive views of one flat buffer (the model packs them so), and
+so are the gradients, the slots are allocated as flat buffers too and ``update`` runs once
+over the whole buffer per step instead of once per array.
 """
 
 from __future__ import annotations
@@ -16,11 +20,24 @@ import numpy as np
 
 from ..backend import xp
 
-__all__ = ["Optimizer"]
+__all__ = ["Optimizer", "tiling_base"]
 
 
-def _rescale(grad: Any, limit: float, norm: float) -> Any:
-    return grad * (limit / norm) if norm > limit else grad
+def tiling_base(arrays: list[Any]) -> Any | None:
+    """The 1-D buffer that ``arrays`` tile exactly, in order, or None."""
+    if not arrays or not hasattr(arrays[0], "__array_interface__"):
+        return None
+    base = arrays[0].base
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    start = base.__array_interface__["data"][0]
+    offset = 0
+    for array in arrays:
+        if array.base is not base or not array.flags.c_contiguous or \
+                array.__array_interface__["data"][0] != start + offset * base.itemsize:
+            return None
+        offset += array.size
+    return base if offset == base.size else None
 
 
 class Optimizer:
@@ -32,6 +49,8 @@ class Optimizer:
         clipvalue: if set, each gradient entry is clipped to [-clipvalue, clipvalue].
         global_clipnorm: if set, all gradients together are rescaled to at most this L2 norm
             (PyTorch's ``clip_grad_norm_``).
+
+    Clipping changes the gradient arrays in place.
     """
 
     #: names of per-parameter state arrays, created as zeros like each parameter
@@ -64,6 +83,9 @@ class Optimizer:
         self.iterations = 0
         self.slots: dict[str, list[Any]] = {}
         self.built = False
+        self._flat: tuple[Any, Any, dict[str, Any]] | None = None  # (params, grads, slots)
+        self._grads_seen: list[Any] | None = None
+        self._restore: dict[str, list[Any]] | None = None
 
     @property
     def name(self) -> str:
@@ -77,50 +99,105 @@ class Optimizer:
             return float(self.learning_rate(self.iterations))
         return self.learning_rate
 
-    def build(self, params: list[Any]) -> None:
-        """Create the slots for ``params`` (called by the first ``apply``)."""
-        self.slots = {name: [xp.zeros_like(p) for p in params] for name in self.slot_names}
+    def build(self, params: list[Any], grads: list[Any] | None = None) -> None:
+        """Create the slots for ``params`` (called by the first ``apply``): flat buffers
+        with per-parameter views when ``params`` and ``grads`` tile flat buffers."""
+        flat_params = tiling_base(params)
+        flat_grads = tiling_base(grads) if grads is not None else None
+        if flat_params is not None and flat_grads is not None:
+            flat_slots = {name: xp.zeros_like(flat_params) for name in self.slot_names}
+            self.slots = {name: [_view_like(flat_slots[name], flat_params, p) for p in params]
+                          for name in self.slot_names}
+            self._flat = (flat_params, flat_grads, flat_slots)
+            self._grads_seen = grads
+        else:
+            self.slots = {name: [xp.zeros_like(p) for p in params] for name in self.slot_names}
+            self._flat = None
+        self.initialize_slots()
+        if self._restore is not None:
+            self._load_slots(self._restore, params)
+            self._restore = None
         self.built = True
+
+    def initialize_slots(self) -> None:
+        """Set initial slot values other than zero (e.g. Adagrad's initial accumulator)."""
+
+    def scratch(self, n: int, dtype: Any, count: int = 1) -> list[Any]:
+        """``count`` reusable 1-D work arrays of ``n`` elements (for chunked NumPy updates)."""
+        key = (np.dtype(dtype).str, count)
+        cache = self.__dict__.setdefault("_scratch", {})
+        arrays = cache.get(key)
+        if arrays is None or arrays[0].shape[0] < n:
+            arrays = cache[key] = [xp.empty(n, dtype=dtype) for _ in range(count)]
+        return [a[:n] for a in arrays]
 
     def apply(self, params: list[Any], grads: list[Any]) -> None:
         """One update step of every ``params[i]`` from ``grads[i]``, in place."""
         if not self.built:
-            self.build(params)
+            self.build(params, grads)
         if self.clipvalue is not None or self.clipnorm is not None or self.global_clipnorm:
-            grads = self.clip(grads)
+            self.clip(grads)
         lr = self.current_learning_rate()
-        for i, (param, grad) in enumerate(zip(params, grads)):
-            self.update(i, param, grad, lr)
+        flat = self._flat
+        if flat is not None and (grads is self._grads_seen or tiling_base(grads) is flat[1]):
+            self._grads_seen = grads
+            self.update(flat[0], flat[1], lr, flat[2])
+        else:
+            for i, (param, grad) in enumerate(zip(params, grads)):
+                self.update(param, grad, lr, {k: v[i] for k, v in self.slots.items()})
         self.iterations += 1
 
-    def update(self, index: int, param: Any, grad: Any, lr: float) -> None:
-        """Update ``param`` in place from ``grad``; ``index`` selects this pair's slots."""
+    def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
+        """Update ``param`` in place from ``grad`` with step size ``lr``; ``slots`` holds this
+        parameter's state arrays (shaped like it), updated in place too."""
         raise NotImplementedError
 
     def clip(self, grads: list[Any]) -> list[Any]:
-        """Clipped copies of ``grads``: by value, then per-array norm, then global norm."""
+        """Clip ``grads`` in place: by value, then per-array norm, then global norm."""
         if self.clipvalue is not None:
-            grads = [xp.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+            for g in grads:
+                xp.clip(g, -self.clipvalue, self.clipvalue, out=g)
         if self.clipnorm is not None:
-            grads = [_rescale(g, self.clipnorm, float(xp.sqrt((g * g).sum()))) for g in grads]
+            for g in grads:
+                _rescale(g, self.clipnorm, float(xp.sqrt(xp.vdot(g, g))))
         if self.global_clipnorm is not None:
-            total = math.sqrt(sum(float((g * g).sum()) for g in grads))
-            grads = [_rescale(g, self.global_clipnorm, total) for g in grads]
+            total = math.sqrt(sum(float(xp.vdot(g, g)) for g in grads))
+            for g in grads:
+                _rescale(g, self.global_clipnorm, total)
         return grads
 
     # -- state ---------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
         """``{"iterations": int, "slots": {name: [array, ...]}}``, copies as NumPy arrays."""
+        slots = self.slots if self.built or self._restore is None else self._restore
         return {
             "iterations": self.iterations,
-            "slots": {k: [np.array(a) for a in v] for k, v in self.slots.items()},
+            "slots": {k: [np.array(a) for a in v] for k, v in slots.items()},
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Restore what ``get_state`` returned, so training continues exactly."""
+        """Restore what ``get_state`` returned, so training continues exactly.
+
+        The slots are copied into place when the optimizer is next built for its parameters.
+        """
         self.iterations = int(state["iterations"])
-        self.slots = {k: [xp.asarray(a) for a in v] for k, v in state["slots"].items()}
-        self.built = bool(self.slots) or not self.slot_names
+        slots = state.get("slots") or {}
+        self.built = False
+        self._restore = {k: [np.asarray(a) for a in v] for k, v in slots.items()} or None
+
+    def _load_slots(self, saved: dict[str, list[Any]], params: list[Any]) -> None:
+        if set(saved) != set(self.slot_names):
+            raise ValueError(f"{type(self).__name__} has slots {list(self.slot_names)}; the "
+                             f"state holds {sorted(saved)}.")
+        for name, arrays in saved.items():
+            if len(arrays) != len(params):
+                raise ValueError(f"Slot {name!r} holds {len(arrays)} arrays for "
+                                 f"{len(params)} parameters.")
+            for target, value in zip(self.slots[name], arrays):
+                if target.shape != value.shape:
+                    raise ValueError(f"Slot {name!r} has an array of shape {value.shape} for "
+                                     f"a parameter of shape {target.shape}.")
+                target[...] = xp.asarray(value, dtype=target.dtype)
 
     # -- config --------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -144,3 +221,15 @@ class Optimizer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+def _rescale(grad: Any, limit: float, norm: float) -> None:
+    if norm > limit:
+        grad *= limit / norm
+
+
+def _view_like(flat: Any, flat_params: Any, param: Any) -> Any:
+    """The part of ``flat`` at the position ``param`` has in ``flat_params``."""
+    offset = (param.__array_interface__["data"][0]
+              - flat_params.__array_interface__["data"][0]) // flat_params.itemsize
+    return flat[offset:offset + param.size].reshape(param.shape)

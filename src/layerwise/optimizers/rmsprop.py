@@ -6,6 +6,7 @@ from typing import Any
 
 from ..backend import xp
 from .base import Optimizer
+from .chunked import CHUNK, chunks
 from .registry import OPTIMIZERS
 
 
@@ -40,24 +41,36 @@ class RMSprop(Optimizer):
         self.slot_names = ("square_avg",) + (("grad_avg",) if centered else ()) + (
             ("momentum_buffer",) if momentum else ())
 
-    def update(self, index: int, param: Any, grad: Any, lr: float) -> None:
-        s = self.slots["square_avg"][index]
-        s *= self.rho
-        s += (1.0 - self.rho) * grad * grad
-        if self.centered:
-            m = self.slots["grad_avg"][index]
-            m *= self.rho
-            m += (1.0 - self.rho) * grad
-            denom = xp.sqrt(s - m * m) + self.epsilon
-        else:
-            denom = xp.sqrt(s) + self.epsilon
-        if self.momentum:
-            b = self.slots["momentum_buffer"][index]
-            b *= self.momentum
-            b += grad / denom
-            param -= lr * b
-        else:
-            param -= lr * grad / denom
+    def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
+        p, g, s = param.reshape(-1), grad.reshape(-1), slots["square_avg"].reshape(-1)
+        m = slots["grad_avg"].reshape(-1) if self.centered else s
+        b = slots["momentum_buffer"].reshape(-1) if self.momentum else s
+        work, denom = self.scratch(min(p.shape[0], CHUNK), p.dtype, 2)
+        for part in chunks(p.shape[0]):
+            pp, gg, ss = p[part], g[part], s[part]
+            n = pp.shape[0]
+            w, d = work[:n], denom[:n]
+            ss -= xp.multiply(gg, gg, out=w)  # s <- ρ s + (1 - ρ) g²  as  g² + ρ (s - g²)
+            ss *= self.rho
+            ss += w
+            if self.centered:
+                mm = m[part]
+                mm -= gg  # m <- ρ m + (1 - ρ) g
+                mm *= self.rho
+                mm += gg
+                xp.subtract(ss, xp.multiply(mm, mm, out=w), out=d)
+                xp.sqrt(d, out=d)
+            else:
+                xp.sqrt(ss, out=d)
+            d += self.epsilon
+            xp.divide(gg, d, out=w)  # g / d
+            if self.momentum:
+                bb = b[part]
+                bb *= self.momentum
+                bb += w
+                pp -= xp.multiply(bb, lr, out=w)
+            else:
+                pp -= xp.multiply(w, lr, out=w)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..backend import xp
 from .base import Optimizer
+from .chunked import CHUNK, chunks
 from .registry import OPTIMIZERS
 
 
@@ -37,17 +39,24 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.slot_names = ("velocity",) if self.momentum else ()
 
-    def update(self, index: int, param: Any, grad: Any, lr: float) -> None:
-        if not self.momentum:
-            param -= lr * grad
-            return
-        v = self.slots["velocity"][index]
-        v *= self.momentum
-        v -= lr * grad
-        if self.nesterov:
-            param += self.momentum * v - lr * grad
-        else:
-            param += v
+    def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
+        p, g = param.reshape(-1), grad.reshape(-1)
+        v = slots["velocity"].reshape(-1) if self.momentum else p
+        (work,) = self.scratch(min(p.shape[0], CHUNK), p.dtype)
+        for part in chunks(p.shape[0]):
+            pp, gg = p[part], g[part]
+            step = xp.multiply(gg, lr, out=work[: pp.shape[0]])  # η∇L
+            if not self.momentum:  # θ <- θ - η∇L
+                pp -= step
+                continue
+            vv = v[part]
+            vv *= self.momentum  # v <- λv - η∇L
+            vv -= step
+            if self.nesterov:  # θ <- θ + λv - η∇L
+                pp -= step
+                pp += xp.multiply(vv, self.momentum, out=step)
+            else:  # θ <- θ + v
+                pp += vv
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}

@@ -1,0 +1,474 @@
+"""Training and inference throughput of layerwise against PyTorch, JAX and scikit-learn.
+
+Every framework trains the same networks on the same float32 data with the same batch size
+and optimizer, one epoch at a time (shuffled mini-batches, the last partial batch kept);
+warm-up is excluded and the median of the repeats is reported as samples per second, with
+layerwise's ratio to each peer. The GEMM bound is the time of only the matrix multiplies one
+training step needs (per layer X@W, Xᵀ@dY, dY@Wᵀ) measured with NumPy on the same shapes.
+
+    python benchmarks/run.py                      # all configurations, all installed peers
+    python benchmarks/run.py --configs C --frameworks layerwise,jax
+    python benchmarks/run.py --memory             # also peak resident memory training C
+    python benchmarks/run.py --write docs/benchmarks.md
+    python benchmarks/run.py --clean-env          # rerun with OPENBLAS_CORETYPE/L2_SIZE unset
+
+Peers come from the optional ``bench`` extra; a peer that is not installed is skipped and the
+table says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    sizes: tuple[int, ...]  # input, hidden..., output
+    activation: str
+    batch_size: int
+    optimizer: str  # "momentum" (SGD, momentum 0.9) or "adam"
+    samples: int  # per timed epoch
+    learning_rate: float
+
+    @property
+    def binary(self) -> bool:
+        return self.sizes[-1] == 1
+
+    def describe(self) -> str:
+        head = "sigmoid + binary cross-entropy" if self.binary else "softmax + cross-entropy"
+        opt = "SGD momentum 0.9" if self.optimizer == "momentum" else (
+            "SGD" if self.optimizer == "sgd" else "Adam")
+        return (f"{'-'.join(map(str, self.sizes))}, {self.activation}, {head}, batch "
+                f"{self.batch_size}, {opt}")
+
+
+CONFIGS = {
+    "A": Config("A", (2, 16, 16, 1), "tanh", 32, "momentum", 65536, 0.01),
+    "B": Config("B", (64, 128, 10), "relu", 64, "adam", 65536, 0.001),
+    "C": Config("C", (784, 512, 512, 10), "relu", 128, "adam", 16384, 0.001),
+    "D": Config("D", (1024, 4096, 4096, 10), "relu", 512, "adam", 4096, 0.001),
+}
+
+
+def with_optimizer(config: Config, optimizer: str) -> Config:
+    return Config(f"{config.name} ({optimizer})", config.sizes, config.activation,
+                  config.batch_size, optimizer, config.samples, 0.01)
+
+
+def make_data(config: Config, samples: int | None = None, seed: int = 0
+              ) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    n = samples or config.samples
+    x = rng.normal(size=(n, config.sizes[0])).astype(np.float32)
+    if config.binary:
+        y = rng.integers(0, 2, n).astype(np.float32)
+    else:
+        y = rng.integers(0, config.sizes[-1], n).astype(np.int64)
+    return x, y
+
+
+# ---- one runner per framework: (train one epoch, predict) ------------------------------
+
+Runner = tuple[Callable[[], None], Callable[[np.ndarray], Any]]
+
+
+def run_layerwise(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
+    import layerwise as lw
+    from layerwise.layers import Dense
+
+    sizes = config.sizes
+    layers = [Dense(sizes[1], activation=config.activation, input_dim=sizes[0])]
+    layers += [Dense(units, activation=config.activation) for units in sizes[2:-1]]
+    layers.append(Dense(sizes[-1], activation="sigmoid" if config.binary else "softmax"))
+    model = lw.Sequential(layers)
+    optimizer = {"momentum": lw.optimizers.SGD(config.learning_rate, momentum=0.9),
+                 "sgd": lw.optimizers.SGD(config.learning_rate),
+                 "adam": lw.optimizers.Adam(config.learning_rate)}[config.optimizer]
+    model.compile(optimizer=optimizer, loss="binary_crossentropy" if config.binary
+                  else "sparse_categorical_crossentropy")
+
+    def epoch() -> None:
+        model.fit(x, y, batch_size=config.batch_size, epochs=1, verbose=0)
+
+    return epoch, lambda data: model.predict(data, batch_size=1024)
+
+
+def run_torch(config: Config, x: np.ndarray, y: np.ndarray, compiled: bool = False) -> Runner:
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[config.activation]
+    modules: list[Any] = []
+    for fan_in, fan_out in zip(config.sizes[:-2], config.sizes[1:-1]):
+        modules += [torch.nn.Linear(fan_in, fan_out), act()]
+    modules.append(torch.nn.Linear(config.sizes[-2], config.sizes[-1]))
+    net = torch.nn.Sequential(*modules)
+    if config.optimizer == "adam":
+        opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=config.learning_rate,
+                              momentum=0.9 if config.optimizer == "momentum" else 0.0)
+    loss_fn = (torch.nn.BCEWithLogitsLoss() if config.binary else torch.nn.CrossEntropyLoss())
+    forward = torch.compile(net) if compiled else net
+    xt = torch.from_numpy(x)
+    yt = torch.from_numpy(y[:, None] if config.binary else y)
+    n, bs = len(x), config.batch_size
+
+    def epoch() -> None:
+        order = torch.randperm(n)
+        for start in range(0, n, bs):
+            idx = order[start:start + bs]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(forward(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+            loss.item()  # the loss is reported every step, as every framework here does
+
+    def predict(data: np.ndarray) -> Any:
+        with torch.inference_mode():
+            t = torch.from_numpy(data)
+            return [forward(t[i:i + 1024]) for i in range(0, len(t), 1024)]
+
+    return epoch, predict
+
+
+def run_jax(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
+    import jax
+    import jax.numpy as jnp
+
+    key = jax.random.PRNGKey(0)
+    params = []
+    for fan_in, fan_out in zip(config.sizes[:-1], config.sizes[1:]):
+        key, sub = jax.random.split(key)
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        params.append((jax.random.uniform(sub, (fan_in, fan_out), jnp.float32, -limit, limit),
+                       jnp.zeros((fan_out,), jnp.float32)))
+    act = {"relu": jax.nn.relu, "tanh": jnp.tanh}[config.activation]
+
+    def logits(params: Any, xb: Any) -> Any:
+        for w, b in params[:-1]:
+            xb = act(xb @ w + b)
+        w, b = params[-1]
+        return xb @ w + b
+
+    def loss_fn(params: Any, xb: Any, yb: Any) -> Any:
+        z = logits(params, xb)
+        if config.binary:
+            z = z[:, 0]
+            return jnp.mean(jnp.maximum(z, 0) - z * yb + jnp.log1p(jnp.exp(-jnp.abs(z))))
+        return jnp.mean(jax.nn.logsumexp(z, axis=1) - jnp.take_along_axis(
+            z, yb[:, None], axis=1)[:, 0])
+
+    lr = config.learning_rate
+    if config.optimizer == "adam":
+        state: Any = (jax.tree_util.tree_map(jnp.zeros_like, params),
+                      jax.tree_util.tree_map(jnp.zeros_like, params), jnp.zeros((), jnp.int32))
+
+        def update(params: Any, grads: Any, state: Any) -> Any:
+            m, v, t = state
+            t = t + 1
+            m = jax.tree_util.tree_map(lambda m, g: 0.9 * m + 0.1 * g, m, grads)
+            v = jax.tree_util.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, v, grads)
+            step = lr / (1 - 0.9 ** t)
+            scale = 1 / jnp.sqrt(1 - 0.999 ** t)
+            params = jax.tree_util.tree_map(
+                lambda p, m, v: p - step * m / (jnp.sqrt(v) * scale + 1e-8), params, m, v)
+            return params, (m, v, t)
+    else:
+        momentum = 0.9 if config.optimizer == "momentum" else 0.0
+        state = jax.tree_util.tree_map(jnp.zeros_like, params)
+
+        def update(params: Any, grads: Any, state: Any) -> Any:
+            state = jax.tree_util.tree_map(lambda v, g: momentum * v - lr * g, state, grads)
+            return jax.tree_util.tree_map(lambda p, v: p + v, params, state), state
+
+    @jax.jit
+    def step(params: Any, state: Any, xs: Any, ys: Any, idx: Any) -> Any:
+        loss, grads = jax.value_and_grad(loss_fn)(params, xs[idx], ys[idx])
+        params, state = update(params, grads, state)
+        return params, state, loss
+
+    xs, ys = jnp.asarray(x), jnp.asarray(y)
+    n, bs = len(x), config.batch_size
+    rng = np.random.default_rng(0)
+    holder = {"params": params, "state": state}
+    predict_jit = jax.jit(lambda params, xb: logits(params, xb))
+
+    def epoch() -> None:
+        order = rng.permutation(n)
+        p, s = holder["params"], holder["state"]
+        for start in range(0, n, bs):
+            p, s, loss = step(p, s, xs, ys, order[start:start + bs])
+            float(loss)  # the loss is reported every step
+        holder["params"], holder["state"] = p, s
+
+    def predict(data: np.ndarray) -> Any:
+        outs = [predict_jit(holder["params"], data[i:i + 1024]) for i in range(0, len(data),
+                                                                               1024)]
+        return [o.block_until_ready() for o in outs]
+
+    return epoch, predict
+
+
+def run_sklearn(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier
+
+    clf = MLPClassifier(hidden_layer_sizes=config.sizes[1:-1], activation=config.activation,
+                        solver="adam" if config.optimizer == "adam" else "sgd",
+                        batch_size=config.batch_size, learning_rate_init=config.learning_rate,
+                        momentum=0.9 if config.optimizer == "momentum" else 0.0,
+                        nesterovs_momentum=False, alpha=0.0, shuffle=True, random_state=0)
+    classes = np.unique(y)
+    labels = y.astype(np.int64)
+
+    def epoch() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf.partial_fit(x, labels, classes=classes)  # one pass over the data
+
+    def predict(data: np.ndarray) -> Any:
+        return [clf.predict_proba(data[i:i + 1024]) for i in range(0, len(data), 1024)]
+
+    return epoch, predict
+
+
+FRAMEWORKS: dict[str, tuple[str, Callable[..., Runner]]] = {
+    "layerwise": ("layerwise", run_layerwise),
+    "torch": ("torch", run_torch),
+    "torch_compile": ("torch", lambda c, x, y: run_torch(c, x, y, compiled=True)),
+    "jax": ("jax", run_jax),
+    "sklearn": ("sklearn", run_sklearn),
+}
+LABELS = {"layerwise": "layerwise", "torch": "PyTorch eager", "torch_compile": "torch.compile",
+          "jax": "JAX jit", "sklearn": "scikit-learn"}
+
+
+def installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def time_training(runner: Runner, config: Config, repeats: int) -> float:
+    epoch, _ = runner
+    epoch()  # warm-up: compilation, caches, buffers
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        epoch()
+        times.append(time.perf_counter() - start)
+    return config.samples / float(np.median(times))
+
+
+def time_inference(runner: Runner, x: np.ndarray, repeats: int) -> float:
+    _, predict = runner
+    predict(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict(x)
+        times.append(time.perf_counter() - start)
+    return len(x) / float(np.median(times))
+
+
+def gemm_bound(config: Config, repeats: int = 20) -> float:
+    """Samples/s if a training step cost only its matrix multiplies (NumPy, float32)."""
+    rng = np.random.default_rng(0)
+    bs = config.batch_size
+    ops = []
+    for fan_in, fan_out in zip(config.sizes[:-1], config.sizes[1:]):
+        x = rng.normal(size=(bs, fan_in)).astype(np.float32)
+        w = rng.normal(size=(fan_in, fan_out)).astype(np.float32)
+        dy = rng.normal(size=(bs, fan_out)).astype(np.float32)
+        out_z = np.empty((bs, fan_out), np.float32)
+        out_w = np.empty((fan_in, fan_out), np.float32)
+        out_x = np.empty((bs, fan_in), np.float32)
+        ops += [(np.matmul, x, w, out_z), (np.matmul, x.T, dy, out_w),
+                (np.matmul, dy, w.T, out_x)]
+
+    def step() -> None:
+        for f, a, b, out in ops:
+            f(a, b, out=out)
+
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return bs / float(np.median(times))
+
+
+# ---- peak memory: one fresh process per framework --------------------------------------
+
+def memory_child(framework: str, config_name: str) -> None:
+    import resource
+
+    config = CONFIGS[config_name]
+    x, y = make_data(config)
+    runner = FRAMEWORKS[framework][1](config, x, y)
+    for _ in range(2):
+        runner[0]()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_mb": peak_kb / 1024.0}))
+
+
+def peak_memory(framework: str, config_name: str) -> float | str:
+    result = subprocess.run([sys.executable, __file__, "--memory-child", framework,
+                             "--configs", config_name], capture_output=True, text=True,
+                            timeout=900)
+    if result.returncode != 0:
+        return f"failed: {result.stderr.strip().splitlines()[-1] if result.stderr else '?'}"
+    return json.loads(result.stdout.strip().splitlines()[-1])["peak_mb"]
+
+
+# ---- report -----------------------------------------------------------------------------
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"python": platform.python_version(), "numpy": np.__version__,
+                            "cores": os.cpu_count(), "platform": platform.platform()}
+    try:
+        with open("/proc/cpuinfo") as handle:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in handle
+                               if line.startswith("model name"))
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor()
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [{k: pool.get(k) for k in ("internal_api", "version", "architecture",
+                                                   "num_threads", "threading_layer")}
+                        for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    except ImportError:
+        info["blas"] = "threadpoolctl not installed"
+    for module in ("layerwise", "torch", "jax", "sklearn"):
+        if installed(module):
+            info[module] = __import__(module).__version__
+    info["env"] = {k: os.environ[k] for k in OPENBLAS_VARS if k in os.environ} or "unset"
+    return info
+
+
+def fmt(value: float | str | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k" if value >= 1e3 \
+        else f"{value:.0f}"
+
+
+def table(title: str, results: dict[str, dict[str, float | str]], frameworks: list[str],
+          bound: dict[str, float] | None = None) -> str:
+    head = ["config", *(LABELS[f] for f in frameworks)]
+    if bound:
+        head.append("GEMM bound")
+    peers = [f for f in frameworks if f != "layerwise"]
+    head += [f"layerwise / {LABELS[f]}" for f in peers]
+    if bound:
+        head.append("layerwise / GEMM bound")
+    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, row in results.items():
+        cells = [name, *(fmt(row.get(f)) for f in frameworks)]
+        if bound:
+            cells.append(fmt(bound.get(name)))
+        ours = row.get("layerwise")
+        for f in peers:
+            theirs = row.get(f)
+            ok = isinstance(ours, float) and isinstance(theirs, float)
+            cells.append(f"{ours / theirs:.2f}" if ok else "-")
+        if bound:
+            b = bound.get(name)
+            cells.append(f"{ours / b:.2f}" if isinstance(ours, float) and b else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", default="A,B,C,D")
+    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sgd", action="store_true",
+                        help="also train C and D with plain SGD (for the GEMM-bound target)")
+    parser.add_argument("--memory", action="store_true", help="peak memory training C")
+    parser.add_argument("--write", help="write the report (markdown) to this file")
+    parser.add_argument("--clean-env", action="store_true",
+                        help="re-run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        memory_child(args.memory_child, args.configs)
+        return 0
+    if args.clean_env and any(k in os.environ for k in OPENBLAS_VARS):
+        env = {k: v for k, v in os.environ.items() if k not in OPENBLAS_VARS}
+        argv = [a for a in (argv or sys.argv[1:]) if a != "--clean-env"]
+        return subprocess.call([sys.executable, __file__, *argv], env=env)
+
+    wanted = [f for f in args.frameworks.split(",") if f]
+    available = [f for f in wanted if installed(FRAMEWORKS[f][0])]
+    missing = [f for f in wanted if f not in available]
+    configs = [CONFIGS[c] for c in args.configs.split(",") if c]
+    if args.sgd:
+        configs += [with_optimizer(CONFIGS[c], "sgd") for c in ("C", "D")
+                    if c in args.configs.split(",")]
+    info = machine()
+    report = ["## Machine", "", "```", json.dumps(info, indent=2), "```", ""]
+    if missing:
+        report.append(f"Not installed, skipped: {', '.join(LABELS[f] for f in missing)} "
+                      "(pip install 'layerwise[bench]').\n")
+    train: dict[str, dict[str, float | str]] = {}
+    infer: dict[str, dict[str, float | str]] = {}
+    bound: dict[str, float] = {}
+    for config in configs:
+        x, y = make_data(config)
+        bound[config.name] = gemm_bound(config)
+        train[config.name], infer[config.name] = {}, {}
+        for framework in available:
+            try:
+                runner = FRAMEWORKS[framework][1](config, x, y)
+                train[config.name][framework] = time_training(runner, config, args.repeats)
+                if config.name in ("B", "C", "D"):
+                    xi = make_data(config, samples=8192, seed=1)[0]
+                    infer[config.name][framework] = time_inference(runner, xi, args.repeats)
+            except Exception as exc:  # a peer that fails (e.g. torch.compile) is reported
+                train[config.name][framework] = f"failed: {type(exc).__name__}"
+            print(f"{config.name} {framework}: {fmt(train[config.name][framework])} samples/s",
+                  file=sys.stderr, flush=True)
+    report.append(table("Training, samples per second (higher is better)", train, available,
+                        bound))
+    report.append("")
+    report.append(table("Inference (predict, batch 1024), samples per second",
+                        {k: v for k, v in infer.items() if v}, available))
+    if args.memory:
+        report += ["", "### Peak resident memory training C (MB, lower is better)", "",
+                   "| framework | peak RSS |", "|---|---|"]
+        for framework in available:
+            report.append(f"| {LABELS[framework]} | {fmt(peak_memory(framework, 'C'))} |")
+    text = "\n".join(report) + "\n"
+    print(text)
+    if args.write:
+        with open(args.write, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
