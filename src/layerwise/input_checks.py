@@ -29,7 +29,13 @@ def _as_numeric(data: Any, argument: str) -> np.ndarray:
 
 
 def _check_finite(array: np.ndarray, argument: str) -> None:
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
+    if array.dtype.kind != "f":
+        return
+    # one summing pass, no temporary: NaN and ±inf make the sum non-finite (so can an
+    # overflow of huge finite values, which the exact check below then clears)
+    if np.isfinite(np.add.reduce(array, axis=None)):
+        return
+    if not np.isfinite(array).all():
         bad = np.argwhere(~np.isfinite(array))[0]
         where = ", ".join(str(int(i)) for i in bad)
         raise ValueError(

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .activations import row_sums, stable_shift
 from .backend import xp
 from .registry import Registry
 
@@ -224,9 +225,9 @@ class BinaryCrossentropy(_CrossEntropy):
 
 def _log_softmax_parts(z: Any) -> tuple[Any, Any]:
     """(log Σ_j e^(z_j) per row, shape (batch, 1); softmax(z)), stable for any z."""
-    m = z.max(axis=-1, keepdims=True)
+    m = stable_shift(z)
     e = xp.exp(z - m)
-    s = e.sum(axis=-1, keepdims=True)
+    s = row_sums(e)
     e /= s
     return m + xp.log(s), e
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import activations, losses, optimizers
+from . import activations, data, losses, optimizers
 from . import metrics as metrics_module
 from .backend import to_numpy, xp
 from .callbacks import Callback, CallbackList, History, ProgbarLogger, format_logs
@@ -358,47 +358,94 @@ class Sequential:
                     layer.reuse_buffers = False
                     layer.release_buffers()
 
-    def _validation(
-        self, x: np.ndarray, y: Any, weights: Any, validation_split: float,
-        validation_data: tuple[Any, ...] | None,
-    ) -> tuple[tuple[np.ndarray, Any, Any], tuple[np.ndarray, Any, Any] | None]:
-        """Split off or prepare the validation set: ((x, y, w) train, (x, y, w) or None)."""
+    def _sources(
+        self, x: Any, y: Any, sample_weight: Any, class_weight: Any, batch_size: int,
+        validation_split: float, validation_data: tuple[Any, ...] | None,
+        preprocess: Callable[[Any], Any] | None, steps: int | None,
+    ) -> tuple[Any, Any]:
+        """(training source, validation source or None), every check done up front."""
+        if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"`validation_split` must be in [0, 1). Received: "
+                             f"validation_split={validation_split!r}")
+        streaming = preprocess is not None or isinstance(x, np.memmap) or data.is_stream(x)
+        if validation_split and data.is_stream(x):
+            raise ValueError("`validation_split` needs array data; with a Sequence or "
+                             "generator pass validation_data= instead.")
+        val = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            is_tuple = isinstance(validation_data, (tuple, list))
+            if not data.is_stream(validation_data) and (
+                    not is_tuple or len(validation_data) not in (2, 3)):
                 raise ValueError(
                     "`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, "
-                    f"sample_weight_val). Received: {type(validation_data).__name__}"
-                )
-            val = self._prepare(*validation_data[:2],
-                                validation_data[2] if len(validation_data) == 3 else None,
-                                names=("x_val", "y_val"))
-            return (x, y, weights), val
-        if not validation_split:
-            return (x, y, weights), None
-        if not 0.0 < validation_split < 1.0:
+                    f"sample_weight_val). Received: {type(validation_data).__name__}")
+            if data.is_stream(validation_data):
+                val = self._source(validation_data, None, None, None, batch_size, preprocess,
+                                   None, names=("x_val", "y_val"))
+            else:
+                vx, vy, vw = (*validation_data, None)[:3]
+                val = self._source(vx, vy, vw, None, batch_size, preprocess, None,
+                                   names=("x_val", "y_val"), streaming=streaming)
+        if not streaming:
+            x, y, weights = self._prepare(x, y, sample_weight, class_weight)
+            if validation_split and validation_data is None:
+                split = self._split_index(x.shape[0], validation_split)
+                val = data.ArraySource(x[split:], y[split:], _part(weights, split, None),
+                                       batch_size)
+                x, y, weights = x[:split], y[:split], _part(weights, None, split)
+            return data.ArraySource(x, y, weights, batch_size), val
+        if y is None and not data.is_stream(x):
+            raise ValueError("`y` is required when `x` is an array.")
+        if validation_split and validation_data is None:
+            split = self._split_index(x.shape[0], validation_split)
+            val = self._source(x[split:], _part(y, split, None), _part(sample_weight, split,
+                               None), class_weight, batch_size, preprocess, None)
+            x, y = x[:split], _part(y, None, split)
+            sample_weight = _part(sample_weight, None, split)
+        return self._source(x, y, sample_weight, class_weight, batch_size, preprocess,
+                            steps), val
+
+    def _source(self, x: Any, y: Any, sample_weight: Any, class_weight: Any, batch_size: int,
+                preprocess: Callable[[Any], Any] | None, steps: int | None,
+                names: tuple[str, str] = ("x", "y"), streaming: bool = True) -> Any:
+        """A batch source for ``x``; streamed sources check each batch, the first one now."""
+        if not streaming:
+            x, y, weights = self._prepare(x, y, sample_weight, class_weight, names=names)
+            return data.ArraySource(x, y, weights, batch_size)
+
+        def prepare(xb: Any, yb: Any, wb: Any) -> Any:
+            return self._prepare(xb, yb, wb, class_weight, names=names)
+
+        source = data.batch_source(x, y, sample_weight, batch_size, prepare, preprocess, steps)
+        if isinstance(source, data.StreamedArraySource):
+            if y is not None and len(y) != x.shape[0]:
+                raise ValueError(
+                    f"`{names[0]}` and `{names[1]}` must have the same number of samples. "
+                    f"Received: {names[0]}.shape[0]={x.shape[0]}, len({names[1]})={len(y)}")
+            head = slice(0, min(batch_size, x.shape[0]))
+            source.prepare(x[head], _part(y, None, head.stop),
+                           _part(sample_weight, None, head.stop))  # fail before training
+        elif isinstance(source, data.SequenceSource):
+            if source.steps == 0:
+                raise ValueError(f"`{names[0]}` is an empty Sequence.")
+            source.prepare(*data._unpack(x[0], f"{names[0]}[0]"))
+        return source
+
+    @staticmethod
+    def _split_index(n: int, validation_split: float) -> int:
+        split = int(n * (1.0 - validation_split))  # the last fraction is held out, as Keras
+        if split == 0 or split == n:
             raise ValueError(
-                f"`validation_split` must be in [0, 1). Received: validation_split="
-                f"{validation_split!r}"
-            )
-        split = int(x.shape[0] * (1.0 - validation_split))  # the last fraction, as Keras
-        if split == 0 or split == x.shape[0]:
-            raise ValueError(
-                f"validation_split={validation_split} of {x.shape[0]} samples leaves an empty "
+                f"validation_split={validation_split} of {n} samples leaves an empty "
                 "training or validation set."
             )
-
-        def part(a: Any, s: slice) -> Any:
-            return None if a is None else a[s]
-
-        head, tail = slice(None, split), slice(split, None)
-        return ((x[:split], y[:split], part(weights, head)),
-                (x[split:], y[split:], part(weights, tail)))
+        return split
 
     # -- Keras API -----------------------------------------------------------------------
     def fit(
         self,
         x: Any,
-        y: Any,
+        y: Any = None,
         batch_size: int | None = 32,
         epochs: int = 1,
         verbose: int = 1,
@@ -409,6 +456,8 @@ class Sequential:
         class_weight: dict[int, float] | None = None,
         sample_weight: Any | None = None,
         initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        preprocess: Callable[[Any], Any] | None = None,
     ) -> History:
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches of ``batch_size``.
 
@@ -417,6 +466,9 @@ class Sequential:
         ``shuffle=True`` the samples are reshuffled before every epoch.
 
         Args:
+            x: features ``(samples, features)``; a ``numpy.memmap`` is streamed from disk
+                block by block; a :class:`layerwise.data.Sequence` or a generator yields
+                ``(x, y)`` or ``(x, y, sample_weight)`` batches itself (then ``y`` is None).
             validation_split: fraction of the data, taken from the end before shuffling, held
                 out to compute ``val_loss`` and ``val_<metric>`` after each epoch.
             validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``;
@@ -425,15 +477,18 @@ class Sequential:
                 weight.
             sample_weight: one weight per sample, multiplying its loss.
             initial_epoch: epoch to start counting from (when resuming training).
+            steps_per_epoch: batches per epoch taken from a generator (default: until it ends).
+            preprocess: applied to each batch of ``x`` before it enters the network, e.g.
+                ``lambda b: b.astype("float32") / 255`` for uint8 images; implies streaming.
             verbose: 0 silent, 1 progress bar (one line per epoch when not on a terminal),
                 2 one line per epoch.
 
         Returns a ``History`` whose ``history`` maps ``"loss"`` and each metric to its
         per-epoch values (the mean over the epoch's batches, weighted by batch size).
-        All arguments and data are checked before the first update.
+        Arguments and data (for streamed data: the first batch, then each batch before it is
+        used) are checked before the first update.
         """
         self._begin("fit")
-        x, y, weights = self._prepare(x, y, sample_weight, class_weight)
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
         for arg, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
@@ -441,17 +496,20 @@ class Sequential:
                                  f"{arg}={value!r}")
         if verbose not in (0, 1, 2):
             raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
-        (x, y, weights), val = self._validation(x, y, weights, validation_split, validation_data)
+        if steps_per_epoch is not None:
+            steps_per_epoch = check_positive_int(steps_per_epoch, "steps_per_epoch")
+        train, val = self._sources(x, y, sample_weight, class_weight, batch_size,
+                                   validation_split, validation_data, preprocess,
+                                   steps_per_epoch)
         self._resolve_metrics()
 
-        n = x.shape[0]
         self.history = History()
         cbs = [*(callbacks or []), self.history]
         if verbose:
             cbs.append(ProgbarLogger(verbose))
         keys = list(self._logs(np.zeros(1 + len(self.metrics))))
-        params = {"epochs": epochs, "steps": math.ceil(n / batch_size), "batch_size": batch_size,
-                  "samples": n, "verbose": verbose,
+        params = {"epochs": epochs, "steps": train.steps, "batch_size": batch_size,
+                  "samples": train.samples, "verbose": verbose,
                   "metrics": keys + ([f"val_{k}" for k in keys] if val else [])}
         callback_list = CallbackList(cbs, self, params)
         self.stop_training = False
@@ -459,40 +517,22 @@ class Sequential:
         # a diverging run is reported once, by NonFiniteLossError, not by NumPy warnings
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
                 self._reusing_buffers():
-            self._train_epochs(x, y, weights, val, batch_size, epochs, initial_epoch, shuffle,
-                               callback_list)
+            self._train_epochs(train, val, epochs, initial_epoch, shuffle, callback_list)
         return self.history
 
-    def _train_epochs(self, x: np.ndarray, y: Any, weights: Any, val: Any, batch_size: int,
-                      epochs: int, initial_epoch: int, shuffle: bool,
-                      callback_list: CallbackList) -> None:
-        """The training loop: epochs of shuffled mini-batches, with the callbacks' hooks."""
-        n = x.shape[0]
-        rng = global_rng()
+    def _train_epochs(self, train: Any, val: Any, epochs: int, initial_epoch: int,
+                      shuffle: bool, callback_list: CallbackList) -> None:
+        """The training loop: epochs of (shuffled) batches, with the callbacks' hooks."""
+        rng = global_rng() if shuffle else None
         batch_hooks = callback_list.wants_batches
-        # shuffled batches are gathered into these, allocated once
-        rows = min(batch_size, n)
-        xbuf = np.empty((rows, *x.shape[1:]), dtype=x.dtype)
-        ybuf = np.empty((rows, *y.shape[1:]), dtype=y.dtype)
-        wbuf = None if weights is None else np.empty(rows, dtype=weights.dtype)
         callback_list.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)
-            order = rng.permutation(n) if shuffle else None
             totals = np.zeros(1 + len(self.metrics))
             seen = 0
-            for step, batch in enumerate(_batches(n, batch_size)):
+            for step, (xb, yb, wb) in enumerate(train.batches(rng)):
                 if batch_hooks:
                     callback_list.on_train_batch_begin(step)
-                if order is None:
-                    xb, yb = x[batch], y[batch]
-                    wb = None if weights is None else weights[batch]
-                else:
-                    idx = order[batch]
-                    size = idx.shape[0]
-                    xb = np.take(x, idx, axis=0, out=xbuf[:size])
-                    yb = np.take(y, idx, axis=0, out=ybuf[:size])
-                    wb = None if wbuf is None else np.take(weights, idx, out=wbuf[:size])
                 try:
                     loss, y_pred = self.train_step(xb, yb, wb)
                 except NonFiniteLossError as error:
@@ -514,9 +554,9 @@ class Sequential:
                 break
             logs = self._logs(totals / seen)
             if val is not None:
-                logs.update(self._evaluate_arrays(*val, batch_size, prefix="val_"))
+                logs.update(self._evaluate_source(val, prefix="val_"))
             callback_list.on_epoch_end(epoch, logs)
-            if self.stop_training:
+            if self.stop_training or getattr(train, "exhausted", False):
                 break
         callback_list.on_train_end()
 
@@ -524,13 +564,11 @@ class Sequential:
         names = ["loss", *(m.name for m in self.metrics)]
         return {prefix + name: float(v) for name, v in zip(names, means)}
 
-    def _evaluate_arrays(self, x: np.ndarray, y: Any, weights: Any, batch_size: int,
-                         prefix: str = "") -> dict[str, float]:
-        """Loss and metrics over prepared arrays, in inference mode."""
+    def _evaluate_source(self, source: Any, prefix: str = "") -> dict[str, float]:
+        """Loss and metrics over every batch of ``source``, in inference mode."""
         totals = np.zeros(1 + len(self.metrics))
-        for batch in _batches(x.shape[0], batch_size):
-            xb, yb = x[batch], y[batch]
-            wb = None if weights is None else weights[batch]
+        seen = 0
+        for xb, yb, wb in source.batches(None):
             y_pred = self.forward(xb, training=False)
             if self._fused is not None:
                 totals[0] += self._fused(yb, self.layers[-1]._z, wb) * xb.shape[0]
@@ -538,43 +576,70 @@ class Sequential:
                 totals[0] += self.loss(yb, y_pred, wb) * xb.shape[0]
             for i, metric in enumerate(self.metrics, start=1):
                 totals[i] += float(metric.per_sample(yb, y_pred).sum())
-        means = totals / x.shape[0]
+            seen += xb.shape[0]
+        if seen == 0:
+            raise ValueError("The evaluation data yielded no batches.")
+        means = totals / seen
         if self._regularized:
             means[0] += self._regularization(add_gradients=False)
         return self._logs(means, prefix)
 
     def evaluate(
-        self, x: Any, y: Any, batch_size: int | None = None, verbose: int = 1,
+        self, x: Any, y: Any = None, batch_size: int | None = None, verbose: int = 1,
         sample_weight: Any | None = None, class_weight: dict[int, float] | None = None,
+        steps: int | None = None, preprocess: Callable[[Any], Any] | None = None,
     ) -> float | list[float]:
         """Loss (and metrics) on ``(x, y)`` in inference mode (dropout off).
 
         The loss includes any regularisation penalty, as in ``fit``'s logs, and is weighted
-        by ``sample_weight`` and ``class_weight`` as in ``fit``. Returns ``[loss, *metrics]``,
-        or the loss alone when there are no metrics.
+        by ``sample_weight`` and ``class_weight`` as in ``fit``. ``x`` may be streamed as in
+        ``fit`` (memmap, ``preprocess``, Sequence, generator with ``steps``). Returns
+        ``[loss, *metrics]``, or the loss alone when there are no metrics.
         """
         self._begin("evaluate")
-        x, y, weights = self._prepare(x, y, sample_weight, class_weight)
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
+        streaming = preprocess is not None or isinstance(x, np.memmap) or data.is_stream(x)
+        if not streaming and y is None:
+            raise ValueError("`y` is required when `x` is an array.")
+        source = self._source(x, y, sample_weight, class_weight, batch_size, preprocess, steps,
+                              streaming=streaming)
         self._resolve_metrics()
         with self._reusing_buffers():
-            logs = self._evaluate_arrays(x, y, weights, batch_size)
+            logs = self._evaluate_source(source)
         if verbose:
             print(format_logs(logs))
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
-        """The network's outputs for ``x``, shape ``(batch, output_dim)``, in inference mode."""
+    def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0,
+                steps: int | None = None, preprocess: Callable[[Any], Any] | None = None
+                ) -> np.ndarray:
+        """The network's outputs for ``x``, shape ``(batch, output_dim)``, in inference mode.
+
+        ``x`` may be streamed as in ``fit``; a Sequence or generator may yield bare ``x``
+        batches or ``(x, ...)`` tuples.
+        """
         if not self.layers:
             raise ValueError("The model has no layers; add some before predict().")
-        x, _, _ = self._prepare(x, None)
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
-        out = np.empty((x.shape[0], self.output_dim), dtype=self.dtype)
+        streaming = preprocess is not None or isinstance(x, np.memmap) or data.is_stream(x)
+        if not streaming:
+            x, _, _ = self._prepare(x, None)
+            out = np.empty((x.shape[0], self.output_dim), dtype=self.dtype)
+            with self._reusing_buffers():
+                for batch in _batches(x.shape[0], batch_size):
+                    out[batch] = to_numpy(self.forward(xp.asarray(x[batch]), training=False))
+            return out
+        if data.is_stream(x):
+            x = _features_only(x)
+        source = self._source(x, None, None, None, batch_size, preprocess, steps)
+        parts = []
         with self._reusing_buffers():
-            for batch in _batches(x.shape[0], batch_size):
-                out[batch] = to_numpy(self.forward(xp.asarray(x[batch]), training=False))
-        return out
+            for xb, _, _ in source.batches(None):
+                parts.append(to_numpy(self.forward(xb, training=False)).copy())
+        if not parts:
+            return np.empty((0, self.output_dim), dtype=self.dtype)
+        return np.concatenate(parts)
 
     def train_on_batch(self, x: Any, y: Any, sample_weight: Any | None = None,
                        class_weight: dict[int, float] | None = None) -> float | list[float]:
@@ -678,3 +743,22 @@ def load_model(filepath: str, compile: bool = True, restore_random_state: bool =
     from .saving import load_model as _load
 
     return _load(filepath, compile=compile, restore_random_state=restore_random_state)
+
+
+def _part(array: Any, start: int | None, stop: int | None) -> Any:
+    return None if array is None else array[start:stop]
+
+
+def _features_only(stream: Any) -> Any:
+    """A stream of ``x`` batches as ``(x,)`` tuples, whatever it yields."""
+    if isinstance(stream, data.Sequence):
+        class _Features(data.Sequence):
+            def __len__(self) -> int:
+                return len(stream)
+
+            def __getitem__(self, i: int) -> tuple[Any, ...]:
+                item = stream[i]
+                return (item[0],) if isinstance(item, (tuple, list)) else (item,)
+
+        return _Features()
+    return ((item[0],) if isinstance(item, (tuple, list)) else (item,) for item in stream)
