@@ -317,18 +317,25 @@ def gemm_bound(config: Config, repeats: int = 20) -> float:
     return bs / float(np.median(times))
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM). Unlike ru_maxrss, it starts afresh at
+    exec, so a child does not inherit its parent's peak."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 # ---- peak memory: one fresh process per framework --------------------------------------
 
 def memory_child(framework: str, config_name: str) -> None:
-    import resource
-
     config = CONFIGS[config_name]
     x, y = make_data(config)
     runner = FRAMEWORKS[framework][1](config, x, y)
     for _ in range(2):
         runner[0]()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mb": peak_kb / 1024.0}))
+    print(json.dumps({"peak_mb": peak_rss_mb()}))
 
 
 def peak_memory(framework: str, config_name: str) -> float | str:

@@ -19,8 +19,14 @@ from typing import Any
 import numpy as np
 
 from ..backend import xp
+from .chunked import chunks
 
-__all__ = ["Optimizer", "tiling_base"]
+__all__ = ["Optimizer", "tiling_base", "FLUSH_EVERY", "TINY"]
+
+#: steps between flushes of tiny optimizer state (see ``Optimizer.flush_subnormal_state``)
+FLUSH_EVERY = 100
+#: magnitude below which optimizer state is set to zero
+TINY = 1e-30
 
 
 def tiling_base(arrays: list[Any]) -> Any | None:
@@ -146,6 +152,26 @@ class Optimizer:
             for i, (param, grad) in enumerate(zip(params, grads)):
                 self.update(param, grad, lr, {k: v[i] for k, v in self.slots.items()})
         self.iterations += 1
+        if self.iterations % FLUSH_EVERY == 0:
+            self.flush_subnormal_state()
+
+    def flush_subnormal_state(self) -> None:
+        """Set state entries smaller than 1e-30 in magnitude to zero.
+
+        A moment whose gradient stays exactly zero (a dead ReLU unit) decays geometrically and
+        would reach the subnormal floats below 1.2e-38, on which x86 arithmetic is ~100x
+        slower: the Adam step of config C went from 1.3 ms to 7.6 ms after some thousand
+        steps. Entries this small cannot move a weight (they meet ε >= 1e-10 in every
+        denominator), so zeroing them, every ``FLUSH_EVERY`` steps before they get there, is
+        what flush-to-zero hardware modes (used by JAX) do, without changing results.
+        """
+        arrays = [s for s in self._flat[2].values()] if self._flat is not None else [
+            a for slot in self.slots.values() for a in slot]
+        for array in arrays:
+            flat = array.reshape(-1)
+            for part in chunks(flat.shape[0]):
+                block = flat[part]
+                block[xp.abs(block) < TINY] = 0.0
 
     def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
         """Update ``param`` in place from ``grad`` with step size ``lr``; ``slots`` holds this
