@@ -36,7 +36,7 @@ from .input_checks import (
 from .layers import Layer
 from .layers.base import LAYERS, check_positive_int
 from .optimizers.base import tiling_base
-from .utils import global_rng
+from .utils import global_rng, make_rng
 
 __all__ = ["Sequential", "NonFiniteLossError", "load_model"]
 
@@ -458,6 +458,7 @@ class Sequential:
         initial_epoch: int = 0,
         steps_per_epoch: int | None = None,
         preprocess: Callable[[Any], Any] | None = None,
+        seed: int | np.random.Generator | None = None,
     ) -> History:
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches of ``batch_size``.
 
@@ -482,6 +483,8 @@ class Sequential:
                 ``lambda b: b.astype("float32") / 255`` for uint8 images; implies streaming.
             verbose: 0 silent, 1 progress bar (one line per epoch when not on a terminal),
                 2 one line per epoch.
+            seed: an int or ``numpy.random.Generator`` for the shuffling order; the global
+                generator (``layerwise.utils.set_random_seed``) when None.
 
         Returns a ``History`` whose ``history`` maps ``"loss"`` and each metric to its
         per-epoch values (the mean over the epoch's batches, weighted by batch size).
@@ -517,13 +520,16 @@ class Sequential:
         # a diverging run is reported once, by NonFiniteLossError, not by NumPy warnings
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
                 self._reusing_buffers():
-            self._train_epochs(train, val, epochs, initial_epoch, shuffle, callback_list)
+            rng = seed if isinstance(seed, np.random.Generator) else (
+                global_rng() if seed is None else make_rng(seed))
+            self._train_epochs(train, val, epochs, initial_epoch, rng if shuffle else None,
+                               callback_list)
         return self.history
 
     def _train_epochs(self, train: Any, val: Any, epochs: int, initial_epoch: int,
-                      shuffle: bool, callback_list: CallbackList) -> None:
-        """The training loop: epochs of (shuffled) batches, with the callbacks' hooks."""
-        rng = global_rng() if shuffle else None
+                      rng: np.random.Generator | None, callback_list: CallbackList) -> None:
+        """The training loop: epochs of batches (shuffled by ``rng``), with the callbacks'
+        hooks."""
         batch_hooks = callback_list.wants_batches
         callback_list.on_train_begin()
         for epoch in range(initial_epoch, epochs):
