@@ -365,6 +365,18 @@ def summary(model: str) -> None:
         click.echo(f"classes: {', '.join(map(str, net.class_names))}")
 
 
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--opset", type=int, default=None, help="ONNX opset (default 20, at least 18)")
+def export(model: str, output: str, opset: int | None) -> None:
+    """Export a saved MODEL to ONNX at OUTPUT (needs the onnx package)."""
+    from .export import to_onnx
+
+    to_onnx(_load(model), output, opset=opset)
+    click.echo(f"wrote {output}")
+
+
 @cli.command(name="datasets")
 def datasets_command() -> None:
     """List the bundled data sets, their size, source and licence."""

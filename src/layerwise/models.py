@@ -99,6 +99,8 @@ class Sequential:
         self._buffer_depth = 0
         #: names of the output classes (e.g. string labels read from a CSV), saved with the model
         self.class_names: list[Any] | None = None
+        #: the columns of the first DataFrame given to fit, required of later DataFrames
+        self.feature_names: list[str] | None = None
         self._metric_ids: list[Any] = []
         for layer in layers or []:
             self.add(layer)
@@ -290,6 +292,7 @@ class Sequential:
         class_weight: dict[Any, float] | None = None, names: tuple[str, str] = ("x", "y"),
     ) -> tuple[np.ndarray, Any, Any]:
         """Validate and convert ``x``, ``y`` and the weights before any computation."""
+        x = self._check_columns(x, names[0])
         x = as_feature_array(x, self.dtype, names[0])
         if not self.built:
             self.build(x.shape[1])
@@ -301,6 +304,31 @@ class Sequential:
         y = self.loss.prepare_targets(y, self.output_dim, self.dtype)
         weights = as_sample_weights(y, sample_weight, class_weight, self.output_dim, self.dtype)
         return x, y, weights
+
+    def _check_columns(self, x: Any, argument: str) -> Any:
+        """A DataFrame's values, after checking its columns against those seen in training.
+
+        pandas and polars DataFrames are accepted wherever arrays are; the first one given to
+        ``fit`` fixes ``feature_names``, and later data must have the same columns in the
+        same order.
+        """
+        columns = getattr(x, "columns", None)
+        if columns is None or not hasattr(x, "to_numpy"):
+            return x
+        columns = [str(c) for c in columns]
+        if self.feature_names is None:
+            self.feature_names = columns
+        elif columns != self.feature_names:
+            missing = [c for c in self.feature_names if c not in columns]
+            extra = [c for c in columns if c not in self.feature_names]
+            detail = (f"missing: {missing}; unexpected: {extra}" if missing or extra
+                      else "the same columns in another order")
+            raise ValueError(
+                f"`{argument}` has columns {columns}, but the model was trained on "
+                f"{self.feature_names} ({detail}). Select them in the training order, e.g. "
+                f"{argument}[model.feature_names]."
+            )
+        return x.to_numpy()
 
     def _begin(self, method: str) -> None:
         self._check_compiled(method)

@@ -60,6 +60,8 @@ def save_model(model: Any, filepath: str | os.PathLike[str]) -> None:
     }
     if model.class_names is not None:
         metadata["class_names"] = json.dumps(list(model.class_names))
+    if model.feature_names is not None:
+        metadata["feature_names"] = json.dumps(list(model.feature_names))
     if model.optimizer is not None:
         metadata["compile_config"] = json.dumps(model.get_compile_config())
         state = model.optimizer.get_state()
@@ -167,6 +169,8 @@ def load_model(filepath: str | os.PathLike[str], compile: bool = True,
         param[...] = tensors[key]
     class_names = _json(metadata, "class_names", path, required=False)
     model.class_names = None if class_names is None else list(class_names)
+    feature_names = _json(metadata, "feature_names", path, required=False)
+    model.feature_names = None if feature_names is None else [str(n) for n in feature_names]
     if compile and "compile_config" in metadata:
         _restore_compile(model, metadata, tensors, path)
     if restore_random_state:
