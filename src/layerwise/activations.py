@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .backend import xp
-from .registry import Registry
+from .registry import Configurable, Registry
 
 __all__ = [
     "ELU",
@@ -47,7 +47,7 @@ __all__ = [
 ]  # fmt: skip
 
 
-class Activation:
+class Activation(Configurable):
     """Base class: an activation function f and its derivative f'."""
 
     #: the registered name, filled in by :func:`get` users and used by the fused losses
@@ -72,17 +72,6 @@ class Activation:
         """dL/dz given dL/dy: ``dy * f'(z)`` for element-wise functions (into ``out`` if
         given, which may be ``dy`` itself)."""
         return xp.multiply(dy, self.derivative(z, y), out=out)
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Activation:
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.get_config() == other.get_config()

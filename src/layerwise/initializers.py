@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .backend import floatx, xp
-from .registry import Registry
+from .registry import Configurable, Registry
 from .utils import make_rng
 
 __all__ = [
@@ -50,7 +50,7 @@ def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[0], int(np.prod(shape[1:]))
 
 
-class Initializer:
+class Initializer(Configurable):
     """Base class: ``init(shape, dtype)`` returns a new array of that shape."""
 
     def __call__(self, shape: tuple[int, ...], dtype: str | None = None) -> Any:
@@ -61,17 +61,6 @@ class Initializer:
     def sample(self, shape: tuple[int, ...]) -> np.ndarray:
         """Draw the values, as a float64 NumPy array."""
         raise NotImplementedError
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Initializer:
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 INITIALIZERS: Registry[Initializer] = Registry("initializer", "initializer", Initializer)

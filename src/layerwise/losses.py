@@ -21,7 +21,7 @@ import numpy as np
 
 from .activations import row_sums, stable_shift
 from .backend import xp
-from .registry import Registry
+from .registry import Configurable, Registry
 
 __all__ = [
     "BinaryCrossentropy",
@@ -65,7 +65,7 @@ def _as_2d_targets(y: np.ndarray, units: int, loss: str) -> np.ndarray:
     return y
 
 
-class Loss:
+class Loss(Configurable):
     """Base class. Subclasses implement ``per_sample`` and ``gradient``."""
 
     name = "loss"
@@ -96,17 +96,6 @@ class Loss:
     def with_logits(self) -> Loss:
         """A copy that takes logits (used by the model for the fused output layer)."""
         raise ValueError(f"Loss {self.name!r} has no logits form.")
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Loss:
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 LOSSES: Registry[Loss] = Registry("loss", "loss", Loss)

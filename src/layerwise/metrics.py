@@ -105,7 +105,6 @@ class MeanAbsoluteError(Metric):
         return xp.abs(y_pred - y_true.reshape(y_pred.shape)).mean(axis=-1)
 
 
-
 def get(identifier: Any, loss_name: str | None = None, units: int | None = None) -> Metric:
     """Resolve a metric; ``"accuracy"``/``"acc"`` becomes the variant that fits the loss.
 

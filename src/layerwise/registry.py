@@ -15,6 +15,25 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 
+class Configurable:
+    """Rebuilt from ``get_config()``: ``cls.from_config(obj.get_config())`` equals ``obj``.
+
+    The base of every registered component (activations, losses, initialisers, regularisers,
+    schedules); its ``repr`` shows the config.
+    """
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Any:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
 class Registry(Generic[T]):
     """Maps names (and aliases) of one kind of component to their classes."""
 

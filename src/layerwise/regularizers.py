@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import xp
-from .registry import Registry
+from .registry import Configurable, Registry
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
 
@@ -20,7 +20,7 @@ def _strength(value: float, argument: str) -> float:
     return float(value)
 
 
-class Regularizer:
+class Regularizer(Configurable):
     """Base class: ``penalty(w)`` is added to the loss, ``gradient(w)`` to w's gradient."""
 
     def penalty(self, weight: Any) -> float:
@@ -31,17 +31,6 @@ class Regularizer:
 
     def __call__(self, weight: Any) -> float:
         return self.penalty(weight)
-
-    def get_config(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Regularizer:
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer", "regularizer", Regularizer)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import xp
+from ..registry import Configurable
 from .chunked import chunks
 
 __all__ = ["Optimizer", "tiling_base", "FLUSH_EVERY", "TINY"]
@@ -46,7 +47,7 @@ def tiling_base(arrays: list[Any]) -> Any | None:
     return base if offset == base.size else None
 
 
-class Optimizer:
+class Optimizer(Configurable):
     """Base class of all optimizers.
 
     Args:
@@ -243,10 +244,6 @@ class Optimizer:
 
             config["learning_rate"] = schedules.get(config["learning_rate"])
         return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _rescale(grad: Any, limit: float, norm: float) -> None:

@@ -10,7 +10,7 @@ import bisect
 import math
 from typing import Any
 
-from ..registry import Registry
+from ..registry import Configurable, Registry
 
 __all__ = [
     "LearningRateSchedule", "ExponentialDecay", "InverseTimeDecay", "PiecewiseConstantDecay",
@@ -18,22 +18,11 @@ __all__ = [
 ]  # fmt: skip
 
 
-class LearningRateSchedule:
+class LearningRateSchedule(Configurable):
     """Base class: ``schedule(step) -> learning rate``."""
 
     def __call__(self, step: int) -> float:
         raise NotImplementedError
-
-    def get_config(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> LearningRateSchedule:
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 SCHEDULES: Registry[LearningRateSchedule] = Registry(
