@@ -266,3 +266,20 @@ def test_model_checkpoint_saves_best_only(tmp_path, rng):
     at_best = load_model(tmp_path / f"e{best_epoch:02d}.safetensors")
     for a, b in zip(reloaded.get_weights(), at_best.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("copier", ["pickle", "deepcopy"])
+def test_pickled_model_keeps_training_like_the_original(copier, rng):
+    import copy
+    import pickle
+
+    x, y = rng.normal(size=(40, 3)), rng.integers(0, 2, 40)
+    model = Sequential([Dense(6, activation="relu", input_dim=3), Dense(2, "softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, verbose=0)
+    twin = pickle.loads(pickle.dumps(model)) if copier == "pickle" else copy.deepcopy(model)
+    for m in (model, twin):
+        m.train_step(x.astype(np.float32), y)  # the public step, straight after unpickling
+        m.fit(x, y, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -371,6 +371,12 @@ class Sequential:
         if [id(p) for p in self._param_list] != [id(p) for p in self.params]:
             self._param_list, self._grad_list = self.params, self.grads
 
+    def __getstate__(self) -> dict[str, Any]:
+        # parameters unpickle as separate arrays (views become copies): pack them again
+        state = dict(self.__dict__)
+        state.update(_param_list=[], _grad_list=[], _buffer_depth=0)
+        return state
+
     @contextlib.contextmanager
     def _reusing_buffers(self) -> Iterator[None]:
         """Inside the model's own loops, layers reuse their per-batch arrays."""

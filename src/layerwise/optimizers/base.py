@@ -126,6 +126,14 @@ class Optimizer(Configurable):
             self._restore = None
         self.built = True
 
+    def __getstate__(self) -> dict[str, Any]:
+        # pickling turns views into copies, so the flat buffers could no longer stand for the
+        # parameters; the per-parameter slots are kept and the flat path is rebuilt on demand
+        state = dict(self.__dict__)
+        state.update(_flat=None, _grads_seen=None)
+        state.pop("_scratch", None)
+        return state
+
     def initialize_slots(self) -> None:
         """Set initial slot values other than zero (e.g. Adagrad's initial accumulator)."""
 
