@@ -158,3 +158,20 @@ def test_subprocess_error_exit_status(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().startswith("Error: No model file")
     assert "Traceback" not in result.stderr
+
+
+def test_output_piped_into_a_reader_that_stops_is_quiet(labelled_csv, tmp_path):
+    """`layerwise predict ... | head -1`: no error message when the reader goes away."""
+    subprocess.run([sys.executable, "-m", "layerwise", "train", str(labelled_csv), "--target",
+                    "colour", "--hidden", "4", "--epochs", "1", "--out", str(tmp_path),
+                    "--no-plot", "--verbose", "0"], check=True, capture_output=True, timeout=300)
+    big = tmp_path / "big.csv"
+    rows = "\n".join(f"{i / 100},{-i / 100}" for i in range(20000))
+    big.write_text("x1,x2\n" + rows + "\n")
+    process = subprocess.Popen([sys.executable, "-m", "layerwise", "predict",
+                                str(tmp_path / "model.safetensors"), str(big)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.readline().startswith(b"class,")
+    process.stdout.close()  # what `head -1` does
+    _, stderr = process.communicate(timeout=300)
+    assert b"Error" not in stderr and b"Traceback" not in stderr

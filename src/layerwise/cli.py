@@ -33,6 +33,8 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): handled quietly by main()
         except (ValueError, TypeError, FileNotFoundError, ImportError, OSError) as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             raise click.ClickException(message) from None
@@ -391,4 +393,9 @@ def datasets_command() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``layerwise`` console script and ``python -m layerwise``."""
-    cli.main(args=argv, prog_name="layerwise")
+    try:
+        cli.main(args=argv, prog_name="layerwise")
+    except BrokenPipeError:
+        # output piped into a program that stopped reading (e.g. `| head`): no error message
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
