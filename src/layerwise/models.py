@@ -59,12 +59,6 @@ class NonFiniteLossError(FloatingPointError):
         )
 
 
-def _batches(n: int, batch_size: int) -> Iterator[slice]:
-    """Consecutive slices of ``batch_size``; the last, partial batch is kept."""
-    for start in range(0, n, batch_size):
-        yield slice(start, min(start + batch_size, n))
-
-
 class Sequential:
     """A linear stack of layers, with Keras's ``compile``/``fit``/``evaluate``/``predict``.
 
@@ -666,9 +660,12 @@ class Sequential:
         if not streaming:
             x, _, _ = self._prepare(x, None)
             out = np.empty((x.shape[0], self.output_dim), dtype=self.dtype)
+            start = 0
             with self._reusing_buffers():
-                for batch in _batches(x.shape[0], batch_size):
-                    out[batch] = to_numpy(self.forward(xp.asarray(x[batch]), training=False))
+                for xb, _, _ in data.ArraySource(x, None, None, batch_size).batches(None):
+                    stop = start + xb.shape[0]
+                    out[start:stop] = to_numpy(self.forward(xp.asarray(xb), training=False))
+                    start = stop
             return out
         if data.is_stream(x):
             x = _features_only(x)
