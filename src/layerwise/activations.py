@@ -52,6 +52,10 @@ class Activation(Configurable):
 
     #: the registered name, filled in by :func:`get` users and used by the fused losses
     name: str = "activation"
+    #: whether ``forward(z, out=z)`` may overwrite z: true when ``backward`` and
+    #: ``derivative`` still give the right answer from the overwritten z (ReLU's mask
+    #: z > 0 equals y > 0); a layer then keeps one array per batch instead of two
+    in_place: bool = False
 
     def __call__(self, z: Any) -> Any:
         return self.forward(z)
@@ -209,6 +213,8 @@ class ReLU(Activation):
     The first choice for hidden layers. A unit whose input is negative for every sample gets
     no gradient and stops learning: the dead-ReLU problem.
     """
+
+    in_place = True  # z > 0 exactly where max(0, z) > 0
 
     def forward(self, z: Any, out: Any = None) -> Any:
         return xp.maximum(z, 0.0, out=out)

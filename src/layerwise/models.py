@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import activations, data, losses, optimizers
+from . import activations, blas, data, losses, optimizers
 from . import metrics as metrics_module
 from .backend import to_numpy, xp
 from .callbacks import Callback, CallbackList, History, ProgbarLogger, format_logs
@@ -373,12 +373,14 @@ class Sequential:
 
     @contextlib.contextmanager
     def _reusing_buffers(self) -> Iterator[None]:
-        """Inside the model's own loops, layers reuse their per-batch arrays."""
+        """Inside the model's own loops, layers reuse their per-batch arrays (and with MKL,
+        NumPy's BLAS keeps to one thread: see ``blas.one_thread_pool``)."""
         self._buffer_depth += 1
         for layer in self.layers:
             layer.reuse_buffers = True
         try:
-            yield
+            with blas.one_thread_pool():
+                yield
         finally:
             self._buffer_depth -= 1
             if not self._buffer_depth:
@@ -686,7 +688,8 @@ class Sequential:
         x, y, weights = self._prepare(x, y, sample_weight, class_weight)
         self._resolve_metrics()
         self._prepare_step()
-        loss, y_pred = self.train_step(x, y, weights)
+        with blas.one_thread_pool():
+            loss, y_pred = self.train_step(x, y, weights)
         values = [loss, *(metric(y, y_pred) for metric in self.metrics)]
         return values[0] if len(values) == 1 else values
 

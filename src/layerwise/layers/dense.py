@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import activations, initializers, regularizers
-from ..backend import xp
+from ..blas import add_bias, matmul
 from .base import LAYERS, Layer, check_positive_int
 
 
@@ -68,16 +68,18 @@ class Dense(Layer):
     def linear(self, x: Any) -> Any:
         """z = x W + b, shape ``(batch, linear_width)``; caches x for the backward pass."""
         kernel = self.params["kernel"]
-        z = xp.matmul(x, kernel, out=self.buffer("z", (x.shape[0], kernel.shape[1])))
+        z = matmul(x, kernel, self.buffer("z", (x.shape[0], kernel.shape[1])))
         if self.use_bias:
-            z += self.params["bias"]
+            add_bias(z, self.params["bias"])
         self._x = x
         return z
 
     def forward(self, x: Any, training: bool = False) -> Any:
         self._z = z = self.linear(x)
-        out = None if isinstance(self.activation, activations.Linear) else self.buffer(
-            "y", z.shape)
+        if isinstance(self.activation, activations.Linear) or self.activation.in_place:
+            out = z  # z is not needed after the activation (see ``Activation.in_place``)
+        else:
+            out = self.buffer("y", z.shape)
         self._y = self.activation.forward(z, out=out)
         return self._y
 
@@ -88,12 +90,12 @@ class Dense(Layer):
     def backward_logits(self, dz: Any) -> Any:
         """Backward from dL/dz (the pre-activation), used with a fused loss."""
         kernel = self.params["kernel"]
-        xp.matmul(self._x.T, dz, out=self.grads["kernel"])  # transposed view: no copy
+        matmul(self._x.T, dz, self.grads["kernel"])  # transposed view: no copy
         if self.use_bias:
             dz.sum(axis=0, out=self.grads["bias"])
         if not self.input_gradient:
             return None
-        return xp.matmul(dz, kernel.T, out=self.buffer("dx", (dz.shape[0], kernel.shape[0])))
+        return matmul(dz, kernel.T, self.buffer("dx", (dz.shape[0], kernel.shape[0])))
 
     def get_config(self) -> dict[str, Any]:
         return {

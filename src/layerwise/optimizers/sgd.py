@@ -6,7 +6,7 @@ from typing import Any
 
 from ..backend import xp
 from .base import Optimizer
-from .chunked import CHUNK, chunks
+from .chunked import BLAS_CHUNK, CHUNK, chunks, vector_kernels
 from .registry import OPTIMIZERS
 
 
@@ -42,6 +42,20 @@ class SGD(Optimizer):
     def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
         p, g = param.reshape(-1), grad.reshape(-1)
         v = slots["velocity"].reshape(-1) if self.momentum else p
+        lib = vector_kernels(p, g, v)
+        if lib is not None:  # the same steps as MKL vector calls, with no scratch array
+            for part in chunks(p.shape[0], BLAS_CHUNK):
+                pp, gg = p[part], g[part]
+                if not self.momentum:
+                    lib.axpy(-lr, gg, pp)
+                    continue
+                lib.axpby(-lr, gg, self.momentum, v[part])
+                if self.nesterov:
+                    lib.axpy(self.momentum, v[part], pp)
+                    lib.axpy(-lr, gg, pp)
+                else:
+                    lib.axpy(1.0, v[part], pp)
+            return
         (work,) = self.scratch(min(p.shape[0], CHUNK), p.dtype)
         for part in chunks(p.shape[0]):
             pp, gg = p[part], g[part]
