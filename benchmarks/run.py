@@ -4,7 +4,13 @@ Every framework trains the same networks on the same float32 data with the same 
 and optimizer, one epoch at a time (shuffled mini-batches, the last partial batch kept);
 warm-up is excluded and the median of the repeats is reported as samples per second, with
 layerwise's ratio to each peer. The GEMM bound is the time of only the matrix multiplies one
-training step needs (per layer X@W, Xᵀ@dY, dY@Wᵀ) measured with NumPy on the same shapes.
+training step needs (per layer X@W, Xᵀ@dY, dY@Wᵀ) measured with NumPy on the same shapes (and
+with MKL, as layerwise calls it, when the ``mkl`` extra is installed). Inference is ``predict``
+in batches of 1024 returning the class probabilities as one NumPy array, in every framework.
+
+Each framework and configuration runs in a fresh process, so that no framework's thread pool
+is left spinning while another is timed. With MKL installed, layerwise runs twice: as installed
+(MKL) and with ``LAYERWISE_BLAS=numpy`` ("layerwise (NumPy BLAS)").
 
     python benchmarks/run.py                      # all configurations, all installed peers
     python benchmarks/run.py --configs C --frameworks layerwise,jax
@@ -139,10 +145,12 @@ def run_torch(config: Config, x: np.ndarray, y: np.ndarray, compiled: bool = Fal
             opt.step()
             loss.item()  # the loss is reported every step, as every framework here does
 
-    def predict(data: np.ndarray) -> Any:
+    def predict(data: np.ndarray) -> Any:  # probabilities in one array, as predict() gives
         with torch.inference_mode():
             t = torch.from_numpy(data)
-            return [forward(t[i:i + 1024]) for i in range(0, len(t), 1024)]
+            outs = [forward(t[i:i + 1024]) for i in range(0, len(t), 1024)]
+            probs = torch.sigmoid if config.binary else lambda z: torch.softmax(z, dim=1)
+            return torch.cat([probs(o) for o in outs]).numpy()
 
     return epoch, predict
 
@@ -207,7 +215,8 @@ def run_jax(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
     n, bs = len(x), config.batch_size
     rng = np.random.default_rng(0)
     holder = {"params": params, "state": state}
-    predict_jit = jax.jit(lambda params, xb: logits(params, xb))
+    probs = jax.nn.sigmoid if config.binary else jax.nn.softmax
+    predict_jit = jax.jit(lambda params, xb: probs(logits(params, xb)))
 
     def epoch() -> None:
         order = rng.permutation(n)
@@ -220,7 +229,7 @@ def run_jax(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
     def predict(data: np.ndarray) -> Any:
         outs = [predict_jit(holder["params"], data[i:i + 1024]) for i in range(0, len(data),
                                                                                1024)]
-        return [o.block_until_ready() for o in outs]
+        return np.concatenate([np.asarray(o) for o in outs])
 
     return epoch, predict
 
@@ -244,20 +253,33 @@ def run_sklearn(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
             clf.partial_fit(x, labels, classes=classes)  # one pass over the data
 
     def predict(data: np.ndarray) -> Any:
-        return [clf.predict_proba(data[i:i + 1024]) for i in range(0, len(data), 1024)]
+        return np.concatenate([clf.predict_proba(data[i:i + 1024])
+                               for i in range(0, len(data), 1024)])
 
     return epoch, predict
 
 
 FRAMEWORKS: dict[str, tuple[str, Callable[..., Runner]]] = {
     "layerwise": ("layerwise", run_layerwise),
+    "layerwise_numpy": ("layerwise", run_layerwise),
     "torch": ("torch", run_torch),
     "torch_compile": ("torch", lambda c, x, y: run_torch(c, x, y, compiled=True)),
     "jax": ("jax", run_jax),
     "sklearn": ("sklearn", run_sklearn),
 }
-LABELS = {"layerwise": "layerwise", "torch": "PyTorch eager", "torch_compile": "torch.compile",
-          "jax": "JAX jit", "sklearn": "scikit-learn"}
+LABELS = {"layerwise": "layerwise", "layerwise_numpy": "layerwise (NumPy BLAS)",
+          "torch": "PyTorch eager", "torch_compile": "torch.compile", "jax": "JAX jit",
+          "sklearn": "scikit-learn"}
+#: environment of each framework's child process: layerwise_numpy is layerwise with MKL off
+ENVIRONMENT = {"layerwise_numpy": {"LAYERWISE_BLAS": "numpy"}}
+
+
+def has_mkl() -> bool:
+    """Whether layerwise would use MKL (asked in a child, so that this process's BLAS stays
+    NumPy's own while it measures the GEMM bound)."""
+    code = "import layerwise.blas as b; print(b.blas_name())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return result.stdout.strip() == "mkl"
 
 
 def installed(module: str) -> bool:
@@ -288,8 +310,19 @@ def time_inference(runner: Runner, x: np.ndarray, repeats: int) -> float:
     return len(x) / float(np.median(times))
 
 
-def gemm_bound(config: Config, repeats: int = 20) -> float:
-    """Samples/s if a training step cost only its matrix multiplies (NumPy, float32)."""
+def gemm_bound(config: Config, repeats: int = 20, library: str = "numpy") -> float:
+    """Samples/s if a training step cost only its matrix multiplies (float32), by NumPy's
+    ``matmul`` or, with ``library="mkl"``, by MKL's sgemm as layerwise calls it."""
+    if library == "mkl":
+        from layerwise.blas import MKL
+
+        mkl = MKL()
+
+        def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+            if not mkl.gemm(a, b, out):
+                np.matmul(a, b, out=out)
+    else:
+        matmul = np.matmul
     rng = np.random.default_rng(0)
     bs = config.batch_size
     ops = []
@@ -300,12 +333,11 @@ def gemm_bound(config: Config, repeats: int = 20) -> float:
         out_z = np.empty((bs, fan_out), np.float32)
         out_w = np.empty((fan_in, fan_out), np.float32)
         out_x = np.empty((bs, fan_in), np.float32)
-        ops += [(np.matmul, x, w, out_z), (np.matmul, x.T, dy, out_w),
-                (np.matmul, dy, w.T, out_x)]
+        ops += [(x, w, out_z), (x.T, dy, out_w), (dy, w.T, out_x)]
 
     def step() -> None:
-        for f, a, b, out in ops:
-            f(a, b, out=out)
+        for a, b, out in ops:
+            matmul(a, b, out=out)
 
     for _ in range(3):
         step()
@@ -327,7 +359,35 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-# ---- peak memory: one fresh process per framework --------------------------------------
+# ---- one fresh process per framework and configuration ---------------------------------
+# Thread pools (OpenBLAS, MKL's OpenMP, PyTorch's, XLA's) keep spinning threads after use;
+# in one process they would slow whichever framework runs next.
+
+def all_configs() -> dict[str, Config]:
+    return {**CONFIGS, **{f"{c} (sgd)": with_optimizer(CONFIGS[c], "sgd") for c in "CD"}}
+
+
+def throughput_child(framework: str, config_name: str, repeats: int) -> None:
+    config = all_configs()[config_name]
+    x, y = make_data(config)
+    runner = FRAMEWORKS[framework][1](config, x, y)
+    result: dict[str, Any] = {"train": time_training(runner, config, repeats)}
+    if config.name in ("B", "C", "D"):
+        xi = make_data(config, samples=8192, seed=1)[0]
+        result["infer"] = time_inference(runner, xi, repeats)
+    print(json.dumps(result))
+
+
+def run_child(args: list[str], framework: str | None = None) -> dict[str, Any]:
+    env = {**os.environ, **ENVIRONMENT.get(framework or "", {})}
+    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                            timeout=3600, env=env)
+    if result.returncode != 0:
+        last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "?"
+        return {"error": f"failed: {last[:60]}"}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 
 def memory_child(framework: str, config_name: str) -> None:
     config = CONFIGS[config_name]
@@ -339,12 +399,8 @@ def memory_child(framework: str, config_name: str) -> None:
 
 
 def peak_memory(framework: str, config_name: str) -> float | str:
-    result = subprocess.run([sys.executable, __file__, "--memory-child", framework,
-                             "--configs", config_name], capture_output=True, text=True,
-                            timeout=900)
-    if result.returncode != 0:
-        return f"failed: {result.stderr.strip().splitlines()[-1] if result.stderr else '?'}"
-    return json.loads(result.stdout.strip().splitlines()[-1])["peak_mb"]
+    result = run_child(["--memory-child", framework, "--configs", config_name], framework)
+    return result.get("peak_mb", result.get("error", "?"))
 
 
 # ---- report -----------------------------------------------------------------------------
@@ -383,27 +439,33 @@ def fmt(value: float | str | None) -> str:
 
 
 def table(title: str, results: dict[str, dict[str, float | str]], frameworks: list[str],
-          bound: dict[str, float] | None = None) -> str:
-    head = ["config", *(LABELS[f] for f in frameworks)]
-    if bound:
-        head.append("GEMM bound")
-    peers = [f for f in frameworks if f != "layerwise"]
-    head += [f"layerwise / {LABELS[f]}" for f in peers]
-    if bound:
-        head.append("layerwise / GEMM bound")
+          bounds: dict[str, dict[str, float]] | None = None) -> str:
+    """Markdown: throughput per framework, then layerwise's ratio to each peer, to the fastest
+    peer, and to each GEMM bound."""
+    bounds = bounds or {}
+    ours = [f for f in frameworks if f.startswith("layerwise")]
+    peers = [f for f in frameworks if f not in ours]
+    head = ["config", *(LABELS[f] for f in frameworks), *bounds]
+    if "layerwise" in ours:
+        head += [f"layerwise / {LABELS[f]}" for f in peers]
+    head += [f"{LABELS[f]} / fastest peer" for f in ours if peers]
+    if "layerwise" in ours:
+        head += [f"layerwise / {name}" for name in bounds]
     lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def ratio(a: Any, b: Any) -> str:
+        return f"{a / b:.2f}" if isinstance(a, float) and isinstance(b, float) and b else "-"
+
     for name, row in results.items():
-        cells = [name, *(fmt(row.get(f)) for f in frameworks)]
-        if bound:
-            cells.append(fmt(bound.get(name)))
-        ours = row.get("layerwise")
-        for f in peers:
-            theirs = row.get(f)
-            ok = isinstance(ours, float) and isinstance(theirs, float)
-            cells.append(f"{ours / theirs:.2f}" if ok else "-")
-        if bound:
-            b = bound.get(name)
-            cells.append(f"{ours / b:.2f}" if isinstance(ours, float) and b else "-")
+        measured = [row.get(f) for f in peers if isinstance(row.get(f), float)]
+        fastest = max(measured) if measured else None
+        cells = [name, *(fmt(row.get(f)) for f in frameworks),
+                 *(fmt(bound.get(name)) for bound in bounds.values())]
+        if "layerwise" in ours:
+            cells += [ratio(row.get("layerwise"), row.get(f)) for f in peers]
+        cells += [ratio(row.get(f), fastest) for f in ours if peers]
+        if "layerwise" in ours:
+            cells += [ratio(row.get("layerwise"), bound.get(name)) for bound in bounds.values()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -420,47 +482,59 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clean-env", action="store_true",
                         help="re-run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--mkl-bound-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
         memory_child(args.memory_child, args.configs)
+        return 0
+    if args.child:
+        throughput_child(args.child, args.configs, args.repeats)
+        return 0
+    if args.mkl_bound_child:
+        print(json.dumps({name: gemm_bound(all_configs()[name], library="mkl")
+                          for name in args.configs.split(",")}))
         return 0
     if args.clean_env and any(k in os.environ for k in OPENBLAS_VARS):
         env = {k: v for k, v in os.environ.items() if k not in OPENBLAS_VARS}
         argv = [a for a in (argv or sys.argv[1:]) if a != "--clean-env"]
         return subprocess.call([sys.executable, __file__, *argv], env=env)
 
+    mkl = installed("layerwise") and has_mkl()
     wanted = [f for f in args.frameworks.split(",") if f]
+    if not mkl and "layerwise_numpy" in wanted:  # the same as "layerwise" without MKL
+        wanted.remove("layerwise_numpy")
     available = [f for f in wanted if installed(FRAMEWORKS[f][0])]
     missing = [f for f in wanted if f not in available]
-    configs = [CONFIGS[c] for c in args.configs.split(",") if c]
+    names = [c for c in args.configs.split(",") if c]
     if args.sgd:
-        configs += [with_optimizer(CONFIGS[c], "sgd") for c in ("C", "D")
-                    if c in args.configs.split(",")]
+        names += [f"{c} (sgd)" for c in ("C", "D") if c in names]
+    configs = [all_configs()[name] for name in names]
     info = machine()
+    info["layerwise_blas"] = "mkl" if mkl else "numpy"
     report = ["## Machine", "", "```", json.dumps(info, indent=2), "```", ""]
     if missing:
         report.append(f"Not installed, skipped: {', '.join(LABELS[f] for f in missing)} "
                       "(pip install 'layerwise[bench]').\n")
     train: dict[str, dict[str, float | str]] = {}
     infer: dict[str, dict[str, float | str]] = {}
-    bound: dict[str, float] = {}
+    bounds: dict[str, dict[str, float]] = {
+        "GEMM bound (NumPy)": {c.name: gemm_bound(c) for c in configs}}
+    if mkl:
+        bounds["GEMM bound (MKL)"] = run_child(["--mkl-bound-child", "--configs",
+                                                ",".join(names)], "layerwise")
     for config in configs:
-        x, y = make_data(config)
-        bound[config.name] = gemm_bound(config)
         train[config.name], infer[config.name] = {}, {}
         for framework in available:
-            try:
-                runner = FRAMEWORKS[framework][1](config, x, y)
-                train[config.name][framework] = time_training(runner, config, args.repeats)
-                if config.name in ("B", "C", "D"):
-                    xi = make_data(config, samples=8192, seed=1)[0]
-                    infer[config.name][framework] = time_inference(runner, xi, args.repeats)
-            except Exception as exc:  # a peer that fails (e.g. torch.compile) is reported
-                train[config.name][framework] = f"failed: {type(exc).__name__}"
+            result = run_child(["--child", framework, "--configs", config.name,
+                                "--repeats", str(args.repeats)], framework)
+            train[config.name][framework] = result.get("train", result.get("error", "?"))
+            if "infer" in result:
+                infer[config.name][framework] = result["infer"]
             print(f"{config.name} {framework}: {fmt(train[config.name][framework])} samples/s",
                   file=sys.stderr, flush=True)
     report.append(table("Training, samples per second (higher is better)", train, available,
-                        bound))
+                        bounds))
     report.append("")
     report.append(table("Inference (predict, batch 1024), samples per second",
                         {k: v for k, v in infer.items() if v}, available))

@@ -25,3 +25,38 @@ def _seeded():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def _use_blas(name, monkeypatch):
+    """Select ``name`` for matrix multiplies and optimizer kernels; for MKL, with every size
+    threshold at zero so that small test arrays take the MKL path too."""
+    from layerwise import blas
+
+    if name == "mkl":
+        if blas._load_mkl() is None:
+            pytest.skip("MKL is not installed: pip install 'layerwise[mkl]'")
+        for threshold in ("MIN_GEMM_WORK", "MIN_VECTOR_LENGTH", "MIN_BIAS_SIZE"):
+            monkeypatch.setattr(blas, threshold, 0)
+    previous = blas._choice
+    blas.set_blas(name)
+    return previous
+
+
+@pytest.fixture(params=["numpy", "mkl"])
+def any_blas(request, monkeypatch):
+    """Run a test once with NumPy's BLAS and once with MKL (skipped where MKL is missing)."""
+    from layerwise import blas
+
+    previous = _use_blas(request.param, monkeypatch)
+    yield request.param
+    blas.set_blas(previous)
+
+
+@pytest.fixture
+def mkl(monkeypatch):
+    """MKL for matrix multiplies and optimizer kernels at every size (skips without MKL)."""
+    from layerwise import blas
+
+    previous = _use_blas("mkl", monkeypatch)
+    yield blas.active
+    blas.set_blas(previous)

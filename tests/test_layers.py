@@ -36,12 +36,12 @@ def _x(rng, n=5, d=4):
 
 
 @pytest.mark.parametrize("activation", [n for n in activations.names() if n != "hardmax"])
-def test_dense_with_each_activation(activation, float64, rng):
+def test_dense_with_each_activation(activation, float64, rng, any_blas):
     layer = Dense(3, activation=activation, bias_initializer="random_normal")
     _check_layer(layer, _x(rng), rng)
 
 
-def test_dense_without_bias(float64, rng):
+def test_dense_without_bias(float64, rng, any_blas):
     layer = Dense(3, use_bias=False)
     _check_layer(layer, _x(rng), rng)
     assert list(layer.params) == ["kernel"]
@@ -53,7 +53,7 @@ def test_dense_without_bias(float64, rng):
              lambda: Maxout(3, pieces=4, bias_initializer="random_normal"),
              lambda: RReLU()],
     ids=["Activation", "LeakyReLU", "ELU", "Softmax", "PReLU", "Maxout", "RReLU"])
-def test_layer_gradients(make, float64, rng):
+def test_layer_gradients(make, float64, rng, any_blas):
     _check_layer(make(), _x(rng), rng)
 
 

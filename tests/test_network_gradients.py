@@ -32,7 +32,7 @@ def _body():
 
 
 @pytest.mark.parametrize("loss", sorted(HEADS))
-def test_deep_mixed_network(loss, float64, rng):
+def test_deep_mixed_network(loss, float64, rng, any_blas):
     head, kind = HEADS[loss]
     model = Sequential(_body() + head())
     model.compile(optimizer="sgd", loss=loss)

@@ -113,7 +113,7 @@ def _torch_clip(case, params):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_five_steps_match_pytorch(case, rng):
+def test_five_steps_match_pytorch(case, rng, any_blas):
     ours, theirs = CASES[case]
     model = Sequential([Dense(8, activation="tanh", input_dim=5), Dense(6, activation="relu"),
                         Dense(3, activation="softmax")])

@@ -57,7 +57,7 @@ def _compare(model, torch_params, torch_forward, torch_loss, x, y):
 
 
 @pytest.mark.parametrize("activation", sorted(TORCH_ACTIVATIONS))
-def test_each_activation(activation, rng):
+def test_each_activation(activation, rng, any_blas):
     model = Sequential([Dense(6, activation=activation, input_dim=4,
                               bias_initializer="random_normal"), Dense(3)])
     model.loss = "mse"
@@ -113,7 +113,7 @@ def test_prelu(rng):
              lambda t: l2(prelu(l1(t))), lambda out: F.mse_loss(out, _t(y)), x, y)
 
 
-def test_maxout(rng):
+def test_maxout(rng, any_blas):
     units, pieces = 4, 3
     model = Sequential([Maxout(units, pieces=pieces, input_dim=5,
                                bias_initializer="random_normal"), Dense(2)])

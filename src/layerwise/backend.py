@@ -54,6 +54,9 @@ def set_backend(name: str) -> None:
             f"The {name!r} backend needs the package {name!r}: pip install 'layerwise[gpu]'"
         ) from exc
     xp._load(module)
+    from . import blas  # imported here: blas imports this module
+
+    blas._on_backend_change()
 
 
 def backend_name() -> str:

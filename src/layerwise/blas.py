@@ -110,6 +110,9 @@ class MKL:
         if b.shape[0] != k or out.shape != (m, n) or not out.flags.writeable or \
                 max(m, n, k) > _INT_MAX or m == 0 or n == 0:
             return False
+        if k == 0:  # an empty sum
+            out.fill(0)
+            return True
         ldc, tc = _layout(out, size)[::-1]
         if tc != _NO_TRANS:
             return False
@@ -118,9 +121,6 @@ class MKL:
         if ta is None or tb is None or np.may_share_memory(out, a) or \
                 np.may_share_memory(out, b):
             return False
-        if k == 0:
-            out.fill(0)
-            return True
         fn(_ROW_MAJOR, ta, tb, m, n, k, 1.0, _ptr(a), lda, _ptr(b), ldb, 0.0, _ptr(out), ldc)
         return True
 
@@ -324,7 +324,11 @@ def add_bias(z: Any, bias: Any) -> Any:
 
 def _on_backend_change() -> None:
     """Called by ``backend.set_backend``: MKL only serves NumPy arrays."""
-    set_blas(_choice if backend_name() == "numpy" or _choice != "mkl" else "numpy")
+    global active
+    if backend_name() == "numpy":
+        set_blas(_choice)
+    else:
+        active = None
 
 
 def _from_environment() -> None:

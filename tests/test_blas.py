@@ -1,0 +1,236 @@
+"""layerwise.blas: MKL's kernels against NumPy, the fallbacks, and choosing the library.
+
+The tests that need MKL skip, saying so, where it is not installed (pip install
+'layerwise[mkl]'); the ``mkl`` fixture lowers every size threshold so small arrays use it.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from layerwise import Sequential, blas, optimizers
+from layerwise.layers import Dense
+
+
+def _layouts(a):
+    """``a`` as C-ordered, Fortran-ordered, a row-sliced view and a transposed copy's view."""
+    padded = np.zeros((a.shape[0], a.shape[1] + 3), a.dtype)
+    padded[:, : a.shape[1]] = a
+    return [a, np.asfortranarray(a), padded[:, : a.shape[1]], a.T.copy().T]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(7, 5, 3), (1, 4, 6), (6, 1, 4), (5, 4, 1), (1, 1, 1)])
+def test_gemm_matches_numpy_in_every_layout(mkl, dtype, shape, rng):
+    m, k, n = shape
+    a = rng.normal(size=(m, k)).astype(dtype)
+    b = rng.normal(size=(k, n)).astype(dtype)
+    expected = a @ b
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for aa in _layouts(a):
+        for bb in _layouts(b):
+            for out in (np.empty((m, n), dtype), np.empty((m, n + 2), dtype)[:, :n]):
+                assert mkl.gemm(aa, bb, out)
+                np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+    row = np.empty(n, dtype)[None, :] if m == 1 else np.empty((m, n), dtype)
+    assert mkl.gemm(a, b, row)  # a (1, n) view has stride 0 on its first axis
+    np.testing.assert_allclose(row, expected, rtol=tol, atol=tol)
+
+
+def test_gemm_declines_what_it_cannot_take(mkl, rng):
+    a = rng.normal(size=(6, 4)).astype(np.float32)
+    b = rng.normal(size=(4, 5)).astype(np.float32)
+    out = np.empty((6, 5), np.float32)
+    assert not mkl.gemm(a.astype(np.float64), b, out)  # mixed dtypes
+    ints = np.ones((6, 4), np.int32), np.ones((4, 5), np.int32), np.empty((6, 5), np.int32)
+    assert not mkl.gemm(*ints)  # no integer GEMM
+    assert not mkl.gemm(a[:, ::2], b[::2], out)  # neither row- nor column-contiguous
+    assert not mkl.gemm(a, b, np.empty((6, 6), np.float32))  # wrong output shape
+    assert not mkl.gemm(a, b, np.empty((5, 6), np.float32).T)  # column-major output
+    square = rng.normal(size=(5, 5)).astype(np.float32)
+    assert not mkl.gemm(square, square, square)  # output overlaps an input
+    readonly = np.empty((6, 5), np.float32)
+    readonly.flags.writeable = False
+    assert not mkl.gemm(a, b, readonly)
+    # and matmul then falls back to NumPy, which computes or raises NumPy's own error
+    np.testing.assert_allclose(blas.matmul(a[:, ::2], b[::2], out), a[:, ::2] @ b[::2],
+                               rtol=1e-5)
+    with pytest.raises(ValueError):
+        blas.matmul(a, b, np.empty((6, 6), np.float32))
+
+
+def test_gemm_with_an_empty_inner_dimension_gives_zeros(mkl):
+    out = np.full((3, 2), 7.0, np.float32)
+    assert mkl.gemm(np.empty((3, 0), np.float32), np.empty((0, 2), np.float32), out)
+    assert not out.any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vector_kernels_match_numpy(mkl, dtype, rng):
+    x, y = (rng.uniform(0.5, 2.0, 1000).astype(dtype) for _ in range(2))
+    tol = {"rtol": 1e-6 if dtype == np.float32 else 1e-13}
+    out = y.copy()
+    mkl.axpby(0.3, x, 0.7, out)
+    np.testing.assert_allclose(out, 0.3 * x + 0.7 * y, **tol)
+    out = y.copy()
+    mkl.axpy(-2.0, x, out)
+    np.testing.assert_allclose(out, y - 2.0 * x, **tol)
+    out = y.copy()
+    mkl.scal(0.25, out)
+    np.testing.assert_allclose(out, 0.25 * y, **tol)
+    out = np.empty_like(x)
+    mkl.sqr(x, out)
+    np.testing.assert_allclose(out, x * x, **tol)
+    mkl.sqrt(x, out)
+    np.testing.assert_allclose(out, np.sqrt(x), **tol)
+    mkl.fmax(x, y, out)
+    np.testing.assert_array_equal(out, np.maximum(x, y))
+    mkl.linear_frac(x, y, 2.0, 1.0, 3.0, 0.5, out)
+    np.testing.assert_allclose(out, (2 * x + 1) / (3 * y + 0.5), **tol)
+
+
+def test_linear_frac_writes_into_its_divisor(mkl, rng):
+    m = rng.normal(size=500).astype(np.float32)
+    w = rng.uniform(0.1, 1.0, 500).astype(np.float32)
+    expected = m / (3.0 * w + 1e-3)
+    mkl.linear_frac(m, w, 1.0, 0.0, 3.0, 1e-3, w)  # as Adam's update does
+    np.testing.assert_allclose(w, expected, rtol=1e-6)
+
+
+def test_add_bias(mkl, rng):
+    z = rng.normal(size=(9, 4)).astype(np.float32)
+    bias = rng.normal(size=4).astype(np.float32)
+    expected = z + bias
+    assert blas.add_bias(z, bias) is z
+    np.testing.assert_allclose(z, expected, rtol=1e-6)
+    wide = rng.normal(size=(9, 7)).astype(np.float32)
+    view = wide[:, :4]  # rows longer than the view: the leading dimension is 7
+    expected = wide.copy()
+    expected[:, :4] += bias
+    blas.add_bias(view, bias)
+    np.testing.assert_allclose(wide, expected, rtol=1e-6)
+    strided = wide[:, ::2]  # columns not adjacent: NumPy adds it
+    expected = wide.copy()
+    expected[:, ::2] += bias
+    assert not mkl.add_rows(strided, bias)
+    blas.add_bias(strided, bias)
+    np.testing.assert_allclose(wide, expected, rtol=1e-6)
+
+
+OPTIMIZERS = {
+    "sgd": lambda: optimizers.SGD(0.1),
+    "momentum": lambda: optimizers.SGD(0.1, momentum=0.9),
+    "nesterov": lambda: optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+    "adam": lambda: optimizers.Adam(0.01),
+    "amsgrad": lambda: optimizers.Adam(0.01, beta_1=0.8, amsgrad=True),
+    "adamw": lambda: optimizers.AdamW(0.01, weight_decay=0.1),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizer_updates_agree_with_the_numpy_path(name, dtype, monkeypatch, rng):
+    if blas._load_mkl() is None:
+        pytest.skip("MKL is not installed: pip install 'layerwise[mkl]'")
+    monkeypatch.setattr(blas, "MIN_VECTOR_LENGTH", 0)
+    start = rng.normal(size=3000).astype(dtype)
+    grads = [rng.normal(size=3000).astype(dtype) for _ in range(6)]
+    results = {}
+    previous = blas._choice
+    try:
+        for choice in ("numpy", "mkl"):
+            blas.set_blas(choice)
+            param, optimizer = start.copy(), OPTIMIZERS[name]()
+            for g in grads:
+                optimizer.apply([param], [g.copy()])
+            results[choice] = param
+    finally:
+        blas.set_blas(previous)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(results["mkl"], results["numpy"], rtol=tol, atol=tol)
+
+
+def test_training_agrees_between_the_two_libraries(monkeypatch, rng):
+    if blas._load_mkl() is None:
+        pytest.skip("MKL is not installed: pip install 'layerwise[mkl]'")
+    for threshold in ("MIN_GEMM_WORK", "MIN_VECTOR_LENGTH", "MIN_BIAS_SIZE"):
+        monkeypatch.setattr(blas, threshold, 0)
+    x = rng.normal(size=(256, 20)).astype(np.float32)
+    y = rng.integers(0, 4, 256)
+    weights = {}
+    previous = blas._choice
+    try:
+        for choice in ("numpy", "mkl"):
+            blas.set_blas(choice)
+            model = Sequential([Dense(32, activation="relu", input_dim=20),
+                                Dense(4, activation="softmax")])
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+            model.set_weights([np.full_like(w, 0.01) + 0.05 * np.sin(np.arange(w.size))
+                               .reshape(w.shape).astype(w.dtype) for w in model.get_weights()])
+            model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+            weights[choice] = model.get_weights()
+    finally:
+        blas.set_blas(previous)
+    for a, b in zip(weights["mkl"], weights["numpy"]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_openblas_keeps_one_thread_only_inside_model_loops(mkl):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def openblas_threads():
+        return [pool["num_threads"] for pool in threadpoolctl.threadpool_info()
+                if pool["internal_api"] == "openblas"]
+
+    before = openblas_threads()
+    if not before:
+        pytest.skip("NumPy does not use OpenBLAS here")
+    with blas.one_thread_pool():
+        assert openblas_threads() == [1] * len(before)
+    assert openblas_threads() == before
+
+
+def test_set_blas_validates_its_argument():
+    with pytest.raises(ValueError, match=r"`name` must be one of \['auto', 'mkl', 'numpy'\]. "
+                                         r"Received: name='openblas'"):
+        blas.set_blas("openblas")
+
+
+def test_set_blas_mkl_without_mkl_names_the_extra(monkeypatch):
+    monkeypatch.setattr(blas, "_mkl_cache", [])
+    monkeypatch.setattr(blas, "_load_error", [])
+    monkeypatch.setattr(blas, "_find_mkl", lambda: None)
+    previous = blas.active, blas._choice
+    try:
+        with pytest.raises(ImportError, match=r"pip install 'layerwise\[mkl\]'"):
+            blas.set_blas("mkl")
+        assert blas.set_blas("auto") == "numpy"  # auto quietly uses NumPy
+        assert blas.active is None
+    finally:
+        blas.active, blas._choice = previous
+
+
+def test_numpy_choice_turns_mkl_off():
+    previous = blas._choice
+    try:
+        assert blas.set_blas("numpy") == "numpy"
+        assert blas.active is None and blas.blas_name() == "numpy"
+    finally:
+        blas.set_blas(previous)
+
+
+def test_environment_variable_is_read_at_import():
+    env = {**os.environ, "LAYERWISE_BLAS": "numpy"}
+    code = "import layerwise.blas as b; print(b.blas_name())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env)
+    assert result.stdout.strip() == "numpy"
+    env["LAYERWISE_BLAS"] = "fast"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env)
+    assert result.returncode != 0
+    assert "LAYERWISE_BLAS must be one of ['auto', 'mkl', 'numpy']. Received: " \
+           "LAYERWISE_BLAS='fast'" in result.stderr
