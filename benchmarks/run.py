@@ -312,15 +312,14 @@ def time_inference(runner: Runner, x: np.ndarray, repeats: int) -> float:
 
 def gemm_bound(config: Config, repeats: int = 20, library: str = "numpy") -> float:
     """Samples/s if a training step cost only its matrix multiplies (float32), by NumPy's
-    ``matmul`` or, with ``library="mkl"``, by MKL's sgemm as layerwise calls it."""
-    if library == "mkl":
-        from layerwise.blas import MKL
+    ``matmul`` or, with ``library="mkl"``, as layerwise runs them with MKL installed (MKL's
+    sgemm from a million multiply-adds, NumPy's below)."""
+    if library == "mkl":  # layerwise's own dispatch: MKL, or NumPy for small products
+        from layerwise import blas
 
-        mkl = MKL()
-
-        def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-            if not mkl.gemm(a, b, out):
-                np.matmul(a, b, out=out)
+        blas.set_blas("mkl")
+        blas.one_thread_pool().__enter__()  # as inside fit: NumPy's BLAS on one thread
+        matmul = blas.matmul
     else:
         matmul = np.matmul
     rng = np.random.default_rng(0)
@@ -337,7 +336,7 @@ def gemm_bound(config: Config, repeats: int = 20, library: str = "numpy") -> flo
 
     def step() -> None:
         for a, b, out in ops:
-            matmul(a, b, out=out)
+            matmul(a, b, out)
 
     for _ in range(3):
         step()

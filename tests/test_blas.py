@@ -213,6 +213,21 @@ def test_set_blas_mkl_without_mkl_names_the_extra(monkeypatch):
         blas.active, blas._choice = previous
 
 
+def test_auto_wants_threadpoolctl_too(monkeypatch):
+    if blas._load_mkl() is None:
+        pytest.skip("MKL is not installed: pip install 'layerwise[mkl]'")
+    find_spec = blas.importlib.util.find_spec
+    monkeypatch.setattr(blas.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "threadpoolctl" else find_spec(name, *a))
+    previous = blas._choice
+    try:
+        # without it OpenBLAS's threads would compete with MKL's: auto keeps to NumPy
+        assert blas.set_blas("auto") == "numpy"
+        assert blas.set_blas("mkl") == "mkl"  # asked for by name, MKL is used all the same
+    finally:
+        blas.set_blas(previous)
+
+
 def test_numpy_choice_turns_mkl_off():
     previous = blas._choice
     try:

@@ -12,10 +12,10 @@ GEMM is 1.35x faster than the OpenBLAS NumPy ships, and the fused optimizer upda
 time of NumPy's (see ``docs/benchmarks.md``).
 
 Choose with ``set_blas("mkl" | "numpy" | "auto")`` or the environment variable
-``LAYERWISE_BLAS`` (read at import; ``"auto"``, the default, uses MKL when it is installed and
-the array backend is NumPy). While MKL is active, NumPy's OpenBLAS runs on one thread inside the
-model's loops (``one_thread_pool``, through threadpoolctl, part of the ``mkl`` extra) so that
-two thread pools do not spin against each other on the same cores.
+``LAYERWISE_BLAS`` (read at import; ``"auto"``, the default, uses MKL when it and threadpoolctl
+are installed and the array backend is NumPy). While MKL is active, NumPy's OpenBLAS runs on
+one thread inside the model's loops (``one_thread_pool``, through threadpoolctl, part of the
+``mkl`` extra) so that two thread pools do not spin against each other on the same cores.
 
 Small multiplies stay with NumPy: below ``MIN_GEMM_WORK`` multiply-adds MKL's thread start-up
 costs more than it saves.
@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import importlib.util
 import os
 import site
 import sys
@@ -47,9 +48,9 @@ MIN_GEMM_WORK = 1 << 20
 #: more than NumPy's passes (Adam on 65,536 parameters: 102 µs in MKL, 85 µs in NumPy; on
 #: 131,072: 115 µs against 204 µs)
 MIN_VECTOR_LENGTH = 100_000
-#: entries of z from which a bias is added by MKL (128x512: 8 µs against NumPy's 11 µs;
+#: entries of z from which a bias is added by MKL (256x512: 11 µs against NumPy's 21 µs;
 #: 1024x512: 25 µs against 93 µs)
-MIN_BIAS_SIZE = 1 << 16
+MIN_BIAS_SIZE = 1 << 17
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _INT_MAX = 2**31 - 1
@@ -187,7 +188,7 @@ def _n(y: np.ndarray) -> int:
 
 
 def _ptr(a: np.ndarray) -> int:
-    return a.__array_interface__["data"][0]
+    return a.ctypes.data
 
 
 def _layout(a: np.ndarray, size: int) -> tuple[int | None, int]:
@@ -245,21 +246,24 @@ def set_blas(name: str = "auto") -> str:
 
     Args:
         name: ``"mkl"`` (error if MKL is not installed), ``"numpy"`` (NumPy's own BLAS),
-            or ``"auto"`` (MKL when it is installed and the array backend is NumPy).
+            or ``"auto"`` (MKL when it and threadpoolctl are installed and the array backend
+            is NumPy).
 
     Returns the name now in use, ``"mkl"`` or ``"numpy"``.
     """
     global active, _choice
     if name not in _CHOICES:
         raise ValueError(f"`name` must be one of {list(_CHOICES)}. Received: name={name!r}")
+    if name == "mkl" and backend_name() != "numpy":
+        raise ValueError(f"MKL works on NumPy arrays; the array backend is {backend_name()!r}.")
     lib = None
-    if name != "numpy" and backend_name() == "numpy":
+    # "auto" also wants threadpoolctl, without which the two thread pools would compete
+    if name == "mkl" or (name == "auto" and backend_name() == "numpy"
+                         and importlib.util.find_spec("threadpoolctl") is not None):
         lib = _load_mkl()
         if lib is None and name == "mkl":
             raise ImportError("MKL could not be loaded (" + "; ".join(_load_error) + "). "
                               "Install it with: pip install 'layerwise[mkl]'")
-    elif name == "mkl":
-        raise ValueError(f"MKL works on NumPy arrays; the array backend is {backend_name()!r}.")
     _choice = name
     active = lib
     return blas_name()

@@ -78,7 +78,10 @@ class ArraySource:
         order = rng.permutation(n)
         for start in range(0, n, size):
             idx = order[start:start + size]
-            yield tuple(None if a is None else np.take(a, idx, axis=0, out=buf[: idx.shape[0]])
+            # mode="clip": the indices are a permutation, always valid; the default "raise"
+            # gathers into a temporary first (C's 128x784 batch: 58 µs against 21 µs)
+            yield tuple(None if a is None else np.take(a, idx, axis=0, out=buf[: idx.shape[0]],
+                                                       mode="clip")
                         for a, buf in zip((self.x, self.y, self.w), self._buffers))  # type: ignore[misc]
 
 
