@@ -310,7 +310,7 @@ def time_inference(runner: Runner, x: np.ndarray, repeats: int) -> float:
     return len(x) / float(np.median(times))
 
 
-def gemm_bound(config: Config, repeats: int = 20, library: str = "numpy") -> float:
+def gemm_bound(config: Config, repeats: int = 50, library: str = "numpy") -> float:
     """Samples/s if a training step cost only its matrix multiplies (float32), by NumPy's
     ``matmul`` or, with ``library="mkl"``, as layerwise runs them with MKL installed (MKL's
     sgemm from a million multiply-adds, NumPy's below)."""
@@ -318,7 +318,8 @@ def gemm_bound(config: Config, repeats: int = 20, library: str = "numpy") -> flo
         from layerwise import blas
 
         blas.set_blas("mkl")
-        blas.one_thread_pool().__enter__()  # as inside fit: NumPy's BLAS on one thread
+        pool = blas.one_thread_pool()  # as inside fit: NumPy's BLAS on one thread
+        pool.__enter__()  # held by this frame until the function returns
         matmul = blas.matmul
     else:
         matmul = np.matmul
@@ -338,7 +339,7 @@ def gemm_bound(config: Config, repeats: int = 20, library: str = "numpy") -> flo
         for a, b, out in ops:
             matmul(a, b, out)
 
-    for _ in range(3):
+    for _ in range(20):  # warm-up: MKL and OpenBLAS start their threads and buffers
         step()
     times = []
     for _ in range(repeats):
