@@ -14,6 +14,9 @@ import pytest
 from layerwise import Sequential, blas, optimizers
 from layerwise.layers import Dense
 
+needs_mkl = pytest.mark.skipif(blas._load_mkl() is None,
+                               reason="MKL is not installed: pip install 'layerwise[mkl]'")
+
 
 def _layouts(a):
     """``a`` as C-ordered, Fortran-ordered, a row-sliced view and a transposed copy's view."""
@@ -132,9 +135,8 @@ OPTIMIZERS = {
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@needs_mkl
 def test_optimizer_updates_agree_with_the_numpy_path(name, dtype, monkeypatch, rng):
-    if blas._load_mkl() is None:
-        pytest.skip("MKL is not installed: pip install 'layerwise[mkl]'")
     monkeypatch.setattr(blas, "MIN_VECTOR_LENGTH", 0)
     start = rng.normal(size=3000).astype(dtype)
     grads = [rng.normal(size=3000).astype(dtype) for _ in range(6)]
@@ -153,9 +155,8 @@ def test_optimizer_updates_agree_with_the_numpy_path(name, dtype, monkeypatch, r
     np.testing.assert_allclose(results["mkl"], results["numpy"], rtol=tol, atol=tol)
 
 
+@needs_mkl
 def test_training_agrees_between_the_two_libraries(monkeypatch, rng):
-    if blas._load_mkl() is None:
-        pytest.skip("MKL is not installed: pip install 'layerwise[mkl]'")
     for threshold in ("MIN_GEMM_WORK", "MIN_VECTOR_LENGTH", "MIN_BIAS_SIZE"):
         monkeypatch.setattr(blas, threshold, 0)
     x = rng.normal(size=(256, 20)).astype(np.float32)
@@ -213,9 +214,8 @@ def test_set_blas_mkl_without_mkl_names_the_extra(monkeypatch):
         blas.active, blas._choice = previous
 
 
+@needs_mkl
 def test_auto_wants_threadpoolctl_too(monkeypatch):
-    if blas._load_mkl() is None:
-        pytest.skip("MKL is not installed: pip install 'layerwise[mkl]'")
     find_spec = blas.importlib.util.find_spec
     monkeypatch.setattr(blas.importlib.util, "find_spec",
                         lambda name, *a: None if name == "threadpoolctl" else find_spec(name, *a))

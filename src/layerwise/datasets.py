@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from .utils import optional_import
+
 __all__ = [
     "Dataset", "load", "names", "describe", "load_mnist", "load_digits", "load_breast_cancer",
     "load_boston_housing", "load_xor", "load_circles", "load_spirals", "load_p1p2",
@@ -91,12 +93,7 @@ def _package_file(package: str, *parts: str, extra: str = "data") -> str:
 
 
 def _sklearn_datasets() -> Any:
-    try:
-        from sklearn import datasets
-    except ImportError as exc:
-        raise ImportError("This data set comes with scikit-learn: "
-                          "pip install 'layerwise[data]'") from exc
-    return datasets
+    return optional_import("sklearn.datasets", "This data set", "data")
 
 
 def load_mnist(test_size: float = 0.2, seed: int = 0) -> Dataset:

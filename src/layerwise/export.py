@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .utils import optional_import
+
 __all__ = ["to_onnx", "DEFAULT_OPSET"]
 
 #: opset 20 has Gelu; 18 has ReduceMax with axes as an input and Mish
@@ -23,12 +25,7 @@ DEFAULT_OPSET = 20
 
 
 def _onnx() -> Any:
-    try:
-        import onnx
-    except ImportError as exc:
-        raise ImportError("ONNX export needs the package 'onnx': "
-                          "pip install 'layerwise[onnx]'") from exc
-    return onnx
+    return optional_import("onnx", "ONNX export", "onnx")
 
 
 class _Graph:

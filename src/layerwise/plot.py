@@ -12,14 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from .utils import optional_import
+
 __all__ = ["history", "decision_boundary", "activations", "gradient_flow", "confusion_matrix"]
 
 
 def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError as exc:
-        raise ImportError("Plotting needs matplotlib: pip install 'layerwise[plot]'") from exc
+    matplotlib = optional_import("matplotlib", "Plotting", "plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -1,13 +1,27 @@
-"""Small helpers: the global random generator, reproducibility, one-hot labels."""
+"""Small helpers: the global random generator, reproducibility, one-hot labels, optional
+packages."""
 
 from __future__ import annotations
 
+import importlib
 import random
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-__all__ = ["global_rng", "make_rng", "set_random_seed", "to_categorical"]
+__all__ = ["global_rng", "make_rng", "optional_import", "set_random_seed", "to_categorical"]
+
+
+def optional_import(module: str, purpose: str, extra: str) -> ModuleType:
+    """Import an optional dependency, or fail with the extra that installs it, e.g.
+    "Plotting needs the package 'matplotlib': pip install 'layerwise[plot]'"."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        package = module.split(".")[0]
+        raise ImportError(f"{purpose} needs the package {package!r}: "
+                          f"pip install 'layerwise[{extra}]'") from exc
 
 _GLOBAL_RNG = np.random.default_rng()
 
