@@ -21,7 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .backend import xp
-from .registry import Configurable, Registry
+from .registry import Configurable, Registry, custom_object
+from .utils import check_finite_number
 
 __all__ = [
     "ELU",
@@ -251,7 +252,7 @@ class LeakyReLU(Activation):
     """
 
     def __init__(self, negative_slope: float = 0.01) -> None:
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_finite_number(negative_slope, "negative_slope")
 
     def forward(self, z: Any, out: Any = None) -> Any:
         return xp.where(z > 0, z, z * self.negative_slope)
@@ -268,7 +269,7 @@ class ELU(Activation):
     """Exponential linear unit: f(z) = z for z > 0 else α(e^z - 1), f'(z) = 1 or f(z) + α."""
 
     def __init__(self, alpha: float = 1.0) -> None:
-        self.alpha = float(alpha)
+        self.alpha = check_finite_number(alpha, "alpha")
 
     def forward(self, z: Any, out: Any = None) -> Any:
         # expm1 of min(z, 0) never overflows and is exact near 0
@@ -449,10 +450,14 @@ class CustomActivation(Activation):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Activation:
+        name = config.get("function")
+        pair = custom_object(name) if isinstance(name, str) else None
+        if isinstance(pair, tuple) and len(pair) == 2:
+            return cls(*pair)
         raise ValueError(
-            f"The custom activation {config.get('function')!r} was given as Python functions, "
-            "which are never stored in or executed from a config; rebuild the layer with the "
-            "same (function, derivative) pair."
+            f"The custom activation {name!r} was given as Python functions, which are never "
+            "stored in or executed from a file; pass them when loading: "
+            f"load_model(path, custom_objects={{{name!r}: (function, derivative)}})."
         )
 
 

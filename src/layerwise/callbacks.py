@@ -372,6 +372,7 @@ class ModelCheckpoint(_Monitoring):
                  save_best_only: bool = False, mode: str = "auto", verbose: int = 0) -> None:
         super().__init__(monitor, mode, 0.0)
         self.filepath = os.fspath(filepath)
+        self.writes_model_files = True  # fit checks at its start that the model can be saved
         self.save_best_only = bool(save_best_only)
         self.verbose = verbose
 
@@ -398,15 +399,22 @@ class ModelCheckpoint(_Monitoring):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training quietly (no exception) when a batch's loss is NaN or infinite.
+    """Stop training quietly (no exception) when a batch's loss is NaN or infinite, or when
+    an update made the weights non-finite.
 
-    Without it, ``fit`` raises ``NonFiniteLossError``; either way the bad batch's update is
-    not applied.
+    Without it, ``fit`` raises ``NonFiniteLossError`` (or ``NonFiniteWeightsError``). Either
+    way no non-finite weights remain: a bad loss stops before its update, and weights made
+    non-finite are rolled back to the start of the epoch.
     """
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
+        logs = logs or {}
+        loss = logs.get("loss")
+        if logs.get("nonfinite_weights"):
+            print(f"Batch {batch}: the update made weights non-finite; rolled back to the "
+                  "start of the epoch, terminating training")
+            self.model.stop_training = True
+        elif loss is not None and not math.isfinite(loss):
             print(f"Batch {batch}: invalid loss {loss}, terminating training")
             self.model.stop_training = True
 

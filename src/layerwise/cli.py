@@ -158,6 +158,15 @@ def _report(model: Any, x: np.ndarray, y: np.ndarray, task: str,
     return result
 
 
+def wilson_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of an accuracy measured on ``n`` independent samples."""
+    if n <= 0:
+        return 0.0, 1.0
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
 def _format_confusion(matrix: np.ndarray, labels: list[str]) -> str:
     width = max(5, *(len(s) for s in labels), len(str(matrix.max())) + 1)
     lines = ["confusion matrix (rows: true class, columns: predicted class)",

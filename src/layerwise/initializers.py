@@ -24,7 +24,7 @@ import numpy as np
 
 from .backend import floatx, xp
 from .registry import Configurable, Registry
-from .utils import make_rng
+from .utils import check_finite_number, make_rng
 
 __all__ = [
     "Constant",
@@ -88,7 +88,7 @@ class Constant(Initializer):
     """Every entry equal to ``value``."""
 
     def __init__(self, value: float = 0.0) -> None:
-        self.value = float(value)
+        self.value = check_finite_number(value, "value")
 
     def sample(self, shape: tuple[int, ...]) -> np.ndarray:
         return np.full(shape, self.value)

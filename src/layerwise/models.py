@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +28,13 @@ from . import activations, blas, data, losses, optimizers
 from . import metrics as metrics_module
 from .backend import to_numpy, xp
 from .callbacks import Callback, CallbackList, History, ProgbarLogger, format_logs
+from .guards import (
+    InterruptGuard,
+    NonFiniteLossError,
+    NonFiniteWeightsError,
+    StatePoint,
+    all_finite,
+)
 from .input_checks import (
     as_feature_array,
     as_sample_weights,
@@ -38,25 +47,7 @@ from .layers.base import LAYERS, check_positive_int
 from .optimizers.base import tiling_base
 from .utils import global_rng, make_rng
 
-__all__ = ["Sequential", "NonFiniteLossError", "load_model"]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the weights are those from before the bad batch."""
-
-    def __init__(self, loss: float, epoch: int | None = None, batch: int | None = None,
-                 optimizer: Any = None) -> None:
-        self.loss, self.epoch, self.batch = loss, epoch, batch
-        where = "" if epoch is None else f" at epoch {epoch + 1}, batch {batch + 1}"
-        lr = ""
-        if optimizer is not None:
-            lr = f" (learning_rate={optimizer.current_learning_rate():g})"
-        super().__init__(
-            f"The loss became {loss}{where}. Training stopped before applying that batch's "
-            f"update, so the weights are those from before it. The learning rate{lr} is "
-            "probably too high: try a lower learning_rate, gradient clipping (clipnorm=1.0), "
-            "or check the data for extreme values."
-        )
+__all__ = ["Sequential", "NonFiniteLossError", "NonFiniteWeightsError", "load_model"]
 
 
 class Sequential:
@@ -90,11 +81,16 @@ class Sequential:
         self._regularized = False
         self._param_list: list[Any] = []  # params/grads as handed to the optimizer
         self._grad_list: list[Any] = []
-        self._buffer_depth = 0
+        self._flat_params: Any = None  # the buffer the parameters tile, when packed
+        self._local = threading.local()  # per-thread loop depth (see _reusing_buffers)
+        self._guard: InterruptGuard | None = None  # set inside fit's loop
+        self._layer_names: set[str] = set()
         #: names of the output classes (e.g. string labels read from a CSV), saved with the model
         self.class_names: list[Any] | None = None
         #: the columns of the first DataFrame given to fit, required of later DataFrames
         self.feature_names: list[str] | None = None
+        #: the name of the target column the model was trained on (set by the command line)
+        self.target_name: str | None = None
         self._metric_ids: list[Any] = []
         for layer in layers or []:
             self.add(layer)
@@ -111,9 +107,12 @@ class Sequential:
                 f"Only the first layer takes `input_dim`; layer {layer.name!r} is added at "
                 f"position {len(self.layers)}. Received: input_dim={layer.input_dim}"
             )
-        if any(existing.name == layer.name for existing in self.layers):
+        if len(self._layer_names) != len(self.layers):  # self.layers was edited directly
+            self._layer_names = {existing.name for existing in self.layers}
+        if layer.name in self._layer_names:
             raise ValueError(f"A layer named {layer.name!r} is already in the model.")
         self.layers.append(layer)
+        self._layer_names.add(layer.name)
         if not self.layers[0].built and self.layers[0].input_dim is not None:
             self.build(self.layers[0].input_dim)
         elif len(self.layers) > 1 and self.layers[-2].built and not layer.built:
@@ -186,18 +185,27 @@ class Sequential:
                 f"`loss` is required. Valid names are: {', '.join(losses.names())}. "
                 "Received: loss=None"
             )
-        self.optimizer = optimizers.get(optimizer)
-        self.loss = losses.get(loss)
+        # resolve everything first, then assign: a failed compile leaves the model as it was
+        new_optimizer = optimizers.get(optimizer)
+        new_loss = losses.get(loss)
         if metrics is not None and not isinstance(metrics, (list, tuple)):
             raise TypeError(f"`metrics` must be a list. Received: metrics={metrics!r}")
-        self._metric_ids = list(metrics or [])
-        self._resolve_metrics()
+        metric_ids = list(metrics or [])
+        resolved = self._resolve_metrics(new_loss, metric_ids)
+        self.optimizer, self.loss = new_optimizer, new_loss
+        self._metric_ids, self.metrics = metric_ids, resolved
 
-    def _resolve_metrics(self) -> None:
-        units = self.output_dim
-        self.metrics = [
-            metrics_module.get(m, loss_name=self.loss.name, units=units) for m in self._metric_ids
-        ]
+    def _resolve_metrics(self, loss: losses.Loss | None = None,
+                         metric_ids: list[Any] | None = None) -> list[metrics_module.Metric]:
+        """The metric objects for ``metric_ids`` (default: the compiled ones, which are then
+        refreshed for the current output size)."""
+        refresh = metric_ids is None
+        loss = loss or self.loss
+        resolved = [metrics_module.get(m, loss_name=loss.name, units=self.output_dim)
+                    for m in (self._metric_ids if refresh else metric_ids)]
+        if refresh:
+            self.metrics = resolved
+        return resolved
 
     def _fused_loss(self) -> losses.Loss | None:
         """The logits form of the loss when the last layer's activation matches it."""
@@ -277,8 +285,25 @@ class Sequential:
             raise NonFiniteLossError(loss)
         if self.gradient_reducer is not None:
             self.gradient_reducer(self._grad_list)
-        self.optimizer.apply(self._param_list, self._grad_list)
+        guard = self._guard
+        if guard is None:
+            self.optimizer.apply(self._param_list, self._grad_list)
+        else:  # a Ctrl-C now waits until the step is whole
+            guard.critical = True
+            try:
+                self.optimizer.apply(self._param_list, self._grad_list)
+            finally:
+                guard.critical = False
+        if not self.weights_finite():
+            raise NonFiniteWeightsError(loss)
+        if guard is not None:
+            guard.deliver()
         return loss, y_pred
+
+    def weights_finite(self) -> bool:
+        """Whether every parameter is finite (one reduction over the flat buffer)."""
+        flat = self._flat_params
+        return all_finite([flat] if flat is not None else self.params)
 
     # -- data ----------------------------------------------------------------------------
     def _prepare(
@@ -348,6 +373,7 @@ class Sequential:
         params = self.params
         if not params or len({p.dtype for p in params}) != 1:
             self._param_list, self._grad_list = params, self.grads
+            self._flat_params = None
             return
         if tiling_base(params) is None or tiling_base(self.grads) is None:
             total = sum(p.size for p in params)
@@ -364,26 +390,35 @@ class Sequential:
                     offset += param.size
         if [id(p) for p in self._param_list] != [id(p) for p in self.params]:
             self._param_list, self._grad_list = self.params, self.grads
+        self._flat_params = tiling_base(self._param_list)
 
     def __getstate__(self) -> dict[str, Any]:
         # parameters unpickle as separate arrays (views become copies): pack them again
         state = dict(self.__dict__)
-        state.update(_param_list=[], _grad_list=[], _buffer_depth=0)
+        state.update(_param_list=[], _grad_list=[], _flat_params=None, _guard=None)
+        state.pop("_local", None)  # per-thread state stays with the threads
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+        self.__dict__.setdefault("_layer_names", {layer.name for layer in self.layers})
 
     @contextlib.contextmanager
     def _reusing_buffers(self) -> Iterator[None]:
         """Inside the model's own loops, layers reuse their per-batch arrays (and with MKL,
         NumPy's BLAS keeps to one thread: see ``blas.one_thread_pool``)."""
-        self._buffer_depth += 1
+        local = self._local  # per thread: concurrent predict calls each have their own
+        depth = getattr(local, "depth", 0)
+        local.depth = depth + 1
         for layer in self.layers:
             layer.reuse_buffers = True
         try:
             with blas.one_thread_pool():
                 yield
         finally:
-            self._buffer_depth -= 1
-            if not self._buffer_depth:
+            local.depth = depth
+            if not depth:
                 for layer in self.layers:
                     layer.reuse_buffers = False
                     layer.release_buffers()
@@ -531,6 +566,14 @@ class Sequential:
             raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
         if steps_per_epoch is not None:
             steps_per_epoch = check_positive_int(steps_per_epoch, "steps_per_epoch")
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"`shuffle` must be True or False. Received: shuffle={shuffle!r}")
+        if seed is not None and not isinstance(seed, np.random.Generator):
+            make_rng(seed)  # validates
+        if any(getattr(cb, "writes_model_files", False) for cb in callbacks or []):
+            from .saving import check_savable
+
+            check_savable(self)  # refuse now, not after an epoch's work
         train, val = self._sources(x, y, sample_weight, class_weight, batch_size,
                                    validation_split, validation_data, preprocess,
                                    steps_per_epoch)
@@ -547,33 +590,66 @@ class Sequential:
         callback_list = CallbackList(cbs, self, params)
         self.stop_training = False
         self._prepare_step()
+        # the order of epoch e: from (seed, e) for an int seed, so a run resumed with
+        # initial_epoch continues the same orders; else from the given or global generator
+        if not shuffle:
+            orders: Callable[[int], np.random.Generator | None] = lambda epoch: None  # noqa: E731
+        elif seed is None or isinstance(seed, np.random.Generator):
+            stream = global_rng() if seed is None else seed
+            orders = lambda epoch: stream  # noqa: E731
+        else:
+            orders = lambda epoch: np.random.default_rng([int(seed), epoch])  # noqa: E731
         # a diverging run is reported once, by NonFiniteLossError, not by NumPy warnings
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                self._reusing_buffers():
-            rng = seed if isinstance(seed, np.random.Generator) else (
-                global_rng() if seed is None else make_rng(seed))
-            self._train_epochs(train, val, epochs, initial_epoch, rng if shuffle else None,
-                               callback_list)
+                self._reusing_buffers(), InterruptGuard() as guard:
+            self._guard = guard
+            try:
+                self._train_epochs(train, val, epochs, initial_epoch, orders, callback_list)
+            finally:
+                self._guard = None
         return self.history
 
     def _train_epochs(self, train: Any, val: Any, epochs: int, initial_epoch: int,
-                      rng: np.random.Generator | None, callback_list: CallbackList) -> None:
-        """The training loop: epochs of batches (shuffled by ``rng``), with the callbacks'
-        hooks."""
-        batch_hooks = callback_list.wants_batches
+                      orders: Callable[[int], np.random.Generator | None],
+                      callback_list: CallbackList) -> None:
+        """The training loop: epochs of batches (shuffled by ``orders(epoch)``), with the
+        callbacks' hooks. ``on_train_end`` runs on every exit, errors and Ctrl-C included."""
         callback_list.on_train_begin()
+        try:
+            self._run_epochs(train, val, epochs, initial_epoch, orders, callback_list)
+        except BaseException as error:
+            self._end_after_error(callback_list, error)
+            raise
+        callback_list.on_train_end()
+
+    def _run_epochs(self, train: Any, val: Any, epochs: int, initial_epoch: int,
+                    orders: Callable[[int], np.random.Generator | None],
+                    callback_list: CallbackList) -> None:
+        batch_hooks = callback_list.wants_batches
+        point = StatePoint()
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)
+            point.take(self._live_params(), self.optimizer)
             totals = np.zeros(1 + len(self.metrics))
             seen = 0
-            for step, (xb, yb, wb) in enumerate(train.batches(rng)):
+            for step, (xb, yb, wb) in enumerate(train.batches(orders(epoch))):
                 if batch_hooks:
                     callback_list.on_train_batch_begin(step)
                 try:
                     loss, y_pred = self.train_step(xb, yb, wb)
+                except NonFiniteWeightsError as error:
+                    point.restore(self._live_params(), self.optimizer)
+                    callback_list.on_train_batch_end(step, {"loss": error.loss, "size": 0,
+                                                            "nonfinite_weights": True})
+                    if self.stop_training:  # e.g. TerminateOnNaN: stop quietly
+                        break
+                    raise NonFiniteWeightsError(
+                        error.loss, epoch, step, self.optimizer,
+                        restored=f"The weights and optimizer state were rolled back to the "
+                                 f"start of epoch {epoch + 1}.") from None
                 except NonFiniteLossError as error:
                     callback_list.on_train_batch_end(step, {"loss": error.loss, "size": 0})
-                    if self.stop_training:  # e.g. TerminateOnNaN: stop quietly
+                    if self.stop_training:
                         break
                     raise NonFiniteLossError(error.loss, epoch, step, self.optimizer) from None
                 count = xb.shape[0]
@@ -592,9 +668,35 @@ class Sequential:
             if val is not None:
                 logs.update(self._evaluate_source(val, prefix="val_"))
             callback_list.on_epoch_end(epoch, logs)
-            if self.stop_training or getattr(train, "exhausted", False):
+            if self.stop_training:
                 break
+            if getattr(train, "exhausted", False):
+                if epoch + 1 < epochs:
+                    warnings.warn(
+                        f"The generator ran out of data in epoch {epoch + 1} of {epochs}; "
+                        "training stopped. Make it yield at least steps_per_epoch x epochs "
+                        "batches (for example loop forever and pass steps_per_epoch=), or use "
+                        "a layerwise.data.Sequence, which is read again every epoch.",
+                        UserWarning, stacklevel=4)
+                break
+
+    def _live_params(self) -> list[Any]:
+        return [self._flat_params] if self._flat_params is not None else self.params
+
+    def _end_after_error(self, callback_list: CallbackList, error: BaseException) -> None:
+        """``on_train_end`` after an error; the error's message then says truly what the
+        weights are (a callback such as EarlyStopping may have restored others)."""
+        if not isinstance(error, NonFiniteLossError):
+            callback_list.on_train_end()
+            return
+        before = [np.array(p) for p in self._live_params()]
         callback_list.on_train_end()
+        if any(
+                not np.array_equal(b, np.asarray(p), equal_nan=True)
+                for b, p in zip(before, self._live_params())):
+            error.add_note_to_message(
+                "Then a callback's on_train_end replaced them (e.g. EarlyStopping with "
+                "restore_best_weights=True restored its best epoch's weights).")
 
     def _logs(self, means: np.ndarray, prefix: str = "") -> dict[str, float]:
         names = ["loss", *(m.name for m in self.metrics)]
@@ -688,8 +790,12 @@ class Sequential:
         x, y, weights = self._prepare(x, y, sample_weight, class_weight)
         self._resolve_metrics()
         self._prepare_step()
-        with blas.one_thread_pool():
-            loss, y_pred = self.train_step(x, y, weights)
+        with blas.one_thread_pool(), InterruptGuard() as guard:
+            self._guard = guard
+            try:
+                loss, y_pred = self.train_step(x, y, weights)
+            finally:
+                self._guard = None
         values = [loss, *(metric(y, y_pred) for metric in self.metrics)]
         return values[0] if len(values) == 1 else values
 
@@ -777,12 +883,13 @@ class Sequential:
         return f"<Sequential name={self.name!r} layers={[layer.name for layer in self.layers]}>"
 
 
-def load_model(filepath: str, compile: bool = True, restore_random_state: bool = False
-               ) -> Sequential:
+def load_model(filepath: str, compile: bool = True, restore_random_state: bool = False,
+               custom_objects: dict[str, Any] | None = None) -> Sequential:
     """Load a model saved with ``model.save``; see ``layerwise.saving.load_model``."""
     from .saving import load_model as _load
 
-    return _load(filepath, compile=compile, restore_random_state=restore_random_state)
+    return _load(filepath, compile=compile, restore_random_state=restore_random_state,
+                 custom_objects=custom_objects)
 
 
 def _part(array: Any, start: int | None, stop: int | None) -> Any:

@@ -8,11 +8,37 @@ closest match, in the form Keras uses for its errors.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+#: names -> user classes (or objects) given to ``load_model(custom_objects=...)``
+_CUSTOM_OBJECTS: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
+    "custom_objects", default={})  # noqa: B039 - never mutated
+
+
+@contextlib.contextmanager
+def custom_object_scope(objects: dict[str, Any] | None) -> Iterator[None]:
+    """Inside this block, names in ``objects`` resolve to the user's classes (and, for
+    ``CustomActivation``, to ``(function, derivative)`` pairs), as Keras's
+    ``custom_object_scope``."""
+    if objects is not None and not isinstance(objects, dict):
+        raise TypeError(f"`custom_objects` must be a dict {{name: class}}. Received: "
+                        f"custom_objects={objects!r}")
+    token = _CUSTOM_OBJECTS.set({**_CUSTOM_OBJECTS.get(), **(objects or {})})
+    try:
+        yield
+    finally:
+        _CUSTOM_OBJECTS.reset(token)
+
+
+def custom_object(name: str) -> Any | None:
+    """The object registered as ``name`` in the current ``custom_object_scope``, or None."""
+    return _CUSTOM_OBJECTS.get().get(name)
 
 
 class Configurable:
@@ -71,10 +97,13 @@ class Registry(Generic[T]):
 
     def lookup(self, name: str, argument: str | None = None) -> type[T]:
         """The class registered as ``name``; a clear ``ValueError`` when there is none."""
-        key = name if name in self._classes else name.lower()
+        custom = custom_object(name) if isinstance(name, str) else None
+        if isinstance(custom, type) and issubclass(custom, self.base):
+            return custom
+        key = name if name in self._classes else str(name).lower()
         if key in self._classes:
             return self._classes[key]
-        raise ValueError(self.unknown_message(name, argument))
+        raise ValueError(self.unknown_message(str(name), argument))
 
     def unknown_message(self, name: str, argument: str | None = None) -> str:
         argument = argument or self.argument

@@ -10,14 +10,13 @@ from typing import Any
 
 from .backend import xp
 from .registry import Configurable, Registry
+from .utils import check_finite_number
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
 
 
 def _strength(value: float, argument: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"`{argument}` must be a number >= 0. Received: {argument}={value!r}")
-    return float(value)
+    return check_finite_number(value, argument, minimum=0.0)
 
 
 class Regularizer(Configurable):

@@ -4,13 +4,29 @@ packages."""
 from __future__ import annotations
 
 import importlib
+import math
 import random
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-__all__ = ["global_rng", "make_rng", "optional_import", "set_random_seed", "to_categorical"]
+__all__ = ["check_finite_number", "global_rng", "make_rng", "optional_import",
+           "set_random_seed", "to_categorical"]
+
+
+def check_finite_number(value: Any, argument: str, minimum: float | None = None) -> float:
+    """``value`` as a float, or a ValueError in Keras's form: it must be a finite real number
+    (and ``>= minimum`` when given). NaN and infinities are refused."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer,
+                                                            np.floating))
+    if ok:
+        ok = math.isfinite(value) and (minimum is None or value >= minimum)
+    if not ok:
+        bound = "" if minimum is None else f" >= {minimum:g}"
+        raise ValueError(f"`{argument}` must be a finite number{bound}. Received: "
+                         f"{argument}={value!r}")
+    return float(value)
 
 
 def optional_import(module: str, purpose: str, extra: str) -> ModuleType:

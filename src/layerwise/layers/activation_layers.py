@@ -49,6 +49,12 @@ class LeakyReLU(Activation):
     """y = x for x > 0 else negative_slope·x (default 0.01, as PyTorch)."""
 
     def __init__(self, negative_slope: float = 0.01, **kwargs: Any) -> None:
+        if "alpha" in kwargs:  # Keras 2's name, still common in tutorials
+            import warnings
+
+            warnings.warn("LeakyReLU(alpha=...) is Keras 2's spelling; use negative_slope=.",
+                          DeprecationWarning, stacklevel=2)
+            negative_slope = kwargs.pop("alpha")
         super().__init__(activations.LeakyReLU(negative_slope), **kwargs)
 
     def get_config(self) -> dict[str, Any]:

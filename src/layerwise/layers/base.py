@@ -6,12 +6,17 @@ and gradients in ``self.grads``, two dicts with the same keys in Keras's weight 
 (kernel, then bias, then any other array). ``backward`` writes each parameter's gradient into
 its preallocated array in ``self.grads`` and returns dL/d(input); an optimizer then updates
 ``(params[k], grads[k])`` pairs in place.
+
+What a layer remembers of the current batch (``_x``, ``_z``, ``_y``, masks, its reused
+buffers) is kept per thread, so one model can serve ``predict`` from many threads at once;
+parameters are shared. Training a model stays single-threaded.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+import threading
 from collections import defaultdict
 from typing import Any
 
@@ -21,7 +26,7 @@ from .. import initializers, regularizers
 from ..backend import floatx, xp
 from ..registry import Registry
 
-__all__ = ["LAYERS", "Layer", "check_positive_int"]
+__all__ = ["LAYERS", "Layer", "check_float_dtype", "check_positive_int"]
 
 _NAME_COUNTERS: defaultdict[str, itertools.count[int]] = defaultdict(itertools.count)
 
@@ -36,6 +41,45 @@ def check_positive_int(value: Any, argument: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"`{argument}` must be a positive integer. Received: {argument}={value!r}")
     return int(value)
+
+
+def check_float_dtype(dtype: Any, argument: str = "dtype") -> str:
+    """The name of a float dtype (float16, float32, float64), or a clear error."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.kind != "f" or resolved.itemsize > 8:
+        raise ValueError(f"`{argument}` must be a float dtype: 'float16', 'float32' or "
+                         f"'float64'. Received: {argument}={dtype!r}")
+    return resolved.name
+
+
+class _BatchState(threading.local):
+    """A layer's per-batch state, one copy per thread (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.reuse_buffers = False
+        self._buffers: dict[str, Any] = {}
+
+
+class _PerThread:
+    """An attribute stored in the layer's per-thread ``_BatchState`` (None until set)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, layer: Any, owner: type | None = None) -> Any:
+        if layer is None:
+            return self
+        return getattr(layer._state, self.name, None)
+
+    def __set__(self, layer: Any, value: Any) -> None:
+        setattr(layer._state, self.name, value)
+
+
+#: the per-batch attributes layers cache between forward and backward
+_BATCH_ATTRIBUTES = ("_x", "_z", "_y", "_mask", "_slope", "_positive", "_argmax")
 
 
 class Layer:
@@ -56,10 +100,11 @@ class Layer:
         input_dim: int | None = None,
         input_shape: tuple[int, ...] | None = None,
     ) -> None:
+        self._state = _BatchState()
         base = _snake(type(self).__name__)
         count = next(_NAME_COUNTERS[base])
         self.name = name or (base if count == 0 else f"{base}_{count}")
-        self.dtype = np.dtype(dtype or floatx()).name
+        self.dtype = check_float_dtype(dtype or floatx())
         if input_shape is not None:
             shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
             if shape is None or len(shape) != 1:
@@ -85,10 +130,27 @@ class Layer:
         self.regularizers: dict[str, regularizers.Regularizer] = {}
         #: False when nothing needs dL/d(input) (the first layer): backward may skip it
         self.input_gradient = True
-        #: set by the model inside its own loops: outputs and gradients may then live in
-        #: buffers this layer reuses from batch to batch, instead of new arrays
-        self.reuse_buffers = False
-        self._buffers: dict[str, Any] = {}
+
+    #: set by the model inside its own loops (per thread): outputs and gradients may then
+    #: live in buffers this layer reuses from batch to batch, instead of new arrays
+    reuse_buffers = _PerThread()
+    _buffers = _PerThread()
+    _x = _PerThread()
+    _z = _PerThread()
+    _y = _PerThread()
+    _mask = _PerThread()
+    _slope = _PerThread()
+    _positive = _PerThread()
+    _argmax = _PerThread()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_state", None)  # per-thread batch state is not part of the layer
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._state = _BatchState()
 
     # -- structure -----------------------------------------------------------------------
     def compute_output_dim(self, input_dim: int) -> int:
@@ -104,9 +166,25 @@ class Layer:
     def add_weight(
         self, name: str, shape: tuple[int, ...], initializer: Any, regularizer: Any = None
     ) -> Any:
-        """Create parameter ``name`` with its zeroed gradient buffer; returns the parameter."""
-        init = initializers.get(initializer)
-        self.params[name] = init(shape, self.dtype)
+        """Create parameter ``name`` with its zeroed gradient buffer; returns the parameter.
+
+        When the layer is being loaded from a file, the stored array is used instead of the
+        initialiser (no random draw), after checking that it has exactly ``shape``: a file
+        cannot make the loader allocate more than the file holds.
+        """
+        preset = self.__dict__.get("_preset")
+        if preset is not None:
+            key = f"{self.__dict__.get('_preset_prefix', '')}{name}"
+            value = preset.pop(name, None)
+            if value is None:
+                raise ValueError(f"layer {self.name!r} has a weight {name!r}, but no tensor "
+                                 f"{key!r} is stored")
+            if tuple(value.shape) != tuple(shape):
+                raise ValueError(f"tensor {key!r} has shape {tuple(value.shape)}, but the "
+                                 f"architecture needs {tuple(shape)}")
+            self.params[name] = xp.array(value, dtype=self.dtype)  # a copy, ours alone
+        else:
+            self.params[name] = initializers.get(initializer)(shape, self.dtype)
         self.grads[name] = xp.zeros(shape, dtype=self.dtype)
         if regularizer is not None:
             self.regularizers[name] = regularizer
@@ -131,9 +209,10 @@ class Layer:
     def release_buffers(self) -> None:
         """Drop the reused buffers and cached batch arrays (the model calls this after a loop)."""
         self._buffers.clear()
-        for attr in ("_x", "_z", "_y", "_mask", "_slope", "_positive", "_argmax"):
-            if attr in self.__dict__:
-                setattr(self, attr, None)
+        state = self._state
+        for attr in _BATCH_ATTRIBUTES:
+            if hasattr(state, attr):
+                setattr(state, attr, None)
 
     # -- computation ---------------------------------------------------------------------
     def forward(self, x: Any, training: bool = False) -> Any:

@@ -47,8 +47,15 @@ class Normalization(Layer):
         self.mean = None if mean is None else np.atleast_1d(np.asarray(mean, dtype=np.float64))
         self.variance = None if variance is None else np.atleast_1d(
             np.asarray(variance, dtype=np.float64))
+        for argument, values in (("mean", self.mean), ("variance", self.variance)):
+            if values is not None and not np.isfinite(values).all():
+                raise ValueError(f"`{argument}` must hold finite numbers. Received: "
+                                 f"{argument}={values.tolist()[:8]}")
         if self.variance is not None and (self.variance < 0).any():
             raise ValueError("`variance` must be >= 0 for every feature.")
+        if self.mean is not None and self.mean.shape != self.variance.shape:
+            raise ValueError(f"`mean` and `variance` must have the same length. Received: "
+                             f"{self.mean.size} means, {self.variance.size} variances")
 
     def adapt(self, data: Any) -> None:
         """Set ``mean`` and ``variance`` per feature from ``data`` of shape (batch, features)."""
@@ -56,6 +63,11 @@ class Normalization(Layer):
         if data.ndim != 2 or data.shape[0] == 0:
             raise ValueError(f"adapt() needs a 2-D (batch, features) array. Received shape "
                              f"{data.shape}")
+        if not np.isfinite(data).all():
+            row, column = (int(i) for i in np.argwhere(~np.isfinite(data))[0])
+            raise ValueError(f"adapt() needs finite data, but data[{row}, {column}] is "
+                             f"{data[row, column]}. Remove or impute NaN and infinite values "
+                             "first.")
         self.mean, self.variance = data.mean(axis=0), data.var(axis=0)
         if self.built:
             self.build(self.input_dim)

@@ -21,6 +21,7 @@ class Adagrad(Optimizer):
     """
 
     slot_names = ("accumulator",)
+    nonnegative_slots = ("accumulator",)
 
     def __init__(
         self,
@@ -36,7 +37,7 @@ class Adagrad(Optimizer):
                 f"initial_accumulator_value={initial_accumulator_value}"
             )
         self.initial_accumulator_value = float(initial_accumulator_value)
-        self.epsilon = float(epsilon)
+        self.epsilon = self.check_epsilon(epsilon)
 
     def initialize_slots(self) -> None:
         for acc in self.slots["accumulator"]:

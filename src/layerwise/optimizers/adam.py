@@ -24,6 +24,7 @@ class Adam(Optimizer):
     ``amsgrad=True``, v is replaced by its running maximum, so the step never grows.
     """
 
+    nonnegative_slots = ("v", "v_max")
     #: AdamW's factor θ <- θ (1 - η λ) before the step; 0 for Adam
     weight_decay = 0.0
 
@@ -40,7 +41,8 @@ class Adam(Optimizer):
         for arg, value in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"`{arg}` must be in [0, 1). Received: {arg}={value}")
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        self.epsilon = self.check_epsilon(epsilon)
         self.amsgrad = bool(amsgrad)
         self.slot_names = ("m", "v", "v_max") if amsgrad else ("m", "v")
 

@@ -35,7 +35,8 @@ def tiling_base(arrays: list[Any]) -> Any | None:
     if not arrays or not hasattr(arrays[0], "__array_interface__"):
         return None
     base = arrays[0].base
-    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+    # an unpickled array's base is a bytes object, not an array: no flat buffer then
+    if getattr(base, "ndim", None) != 1 or not base.flags.c_contiguous:
         return None
     start = base.__array_interface__["data"][0]
     offset = 0
@@ -62,6 +63,8 @@ class Optimizer(Configurable):
 
     #: names of per-parameter state arrays, created as zeros like each parameter
     slot_names: tuple[str, ...] = ()
+    #: slots that hold sums of squares and so can never be negative (checked when loading)
+    nonnegative_slots: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -102,9 +105,20 @@ class Optimizer(Configurable):
 
     def current_learning_rate(self) -> float:
         """η for the next step (a schedule is evaluated at ``iterations``)."""
-        if callable(self.learning_rate):
-            return float(self.learning_rate(self.iterations))
-        return self.learning_rate
+        if not callable(self.learning_rate):
+            return self.learning_rate
+        value = self.learning_rate(self.iterations)
+        try:
+            lr = float(value)
+        except (TypeError, ValueError):
+            lr = math.nan
+        if not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(
+                f"The learning-rate schedule {self.learning_rate!r} returned {value!r} at step "
+                f"{self.iterations}; a learning rate must be a finite number >= 0. Training "
+                "stopped before that step's update."
+            )
+        return lr
 
     def build(self, params: list[Any], grads: list[Any] | None = None) -> None:
         """Create the slots for ``params`` (called by the first ``apply``): flat buffers
@@ -174,13 +188,17 @@ class Optimizer(Configurable):
         denominator), so zeroing them, every ``FLUSH_EVERY`` steps before they get there, is
         what flush-to-zero hardware modes (used by JAX) do, without changing results.
         """
-        arrays = [s for s in self._flat[2].values()] if self._flat is not None else [
-            a for slot in self.slots.values() for a in slot]
-        for array in arrays:
+        for array in self.state_arrays():
             flat = array.reshape(-1)
             for part in chunks(flat.shape[0]):
                 block = flat[part]
                 block[xp.abs(block) < TINY] = 0.0
+
+    def state_arrays(self) -> list[Any]:
+        """The live state arrays: the flat slot buffers when there are, else every slot."""
+        if self._flat is not None:
+            return list(self._flat[2].values())
+        return [a for slot in self.slots.values() for a in slot]
 
     def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
         """Update ``param`` in place from ``grad`` with step size ``lr``; ``slots`` holds this
@@ -219,6 +237,15 @@ class Optimizer(Configurable):
         slots = state.get("slots") or {}
         self.built = False
         self._restore = {k: [np.asarray(a) for a in v] for k, v in slots.items()} or None
+
+    @staticmethod
+    def check_epsilon(epsilon: Any) -> float:
+        """``epsilon`` as a float, or a ValueError: it must be a finite number >= 0."""
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating)) \
+                or not math.isfinite(epsilon) or epsilon < 0:
+            raise ValueError(f"`epsilon` must be a finite number >= 0. Received: "
+                             f"epsilon={epsilon!r}")
+        return float(epsilon)
 
     def _load_slots(self, saved: dict[str, list[Any]], params: list[Any]) -> None:
         if set(saved) != set(self.slot_names):

@@ -22,6 +22,8 @@ class RMSprop(Optimizer):
     b <- μ b + g / d;  θ <- θ - η b.
     """
 
+    nonnegative_slots = ("square_avg",)
+
     def __init__(
         self,
         learning_rate: Any = 0.001,
@@ -36,7 +38,8 @@ class RMSprop(Optimizer):
             raise ValueError(f"`rho` must be in [0, 1). Received: rho={rho}")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"`momentum` must be in [0, 1). Received: momentum={momentum}")
-        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.rho, self.momentum = float(rho), float(momentum)
+        self.epsilon = self.check_epsilon(epsilon)
         self.centered = bool(centered)
         self.slot_names = ("square_avg",) + (("grad_avg",) if centered else ()) + (
             ("momentum_buffer",) if momentum else ())
