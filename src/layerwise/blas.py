@@ -30,6 +30,7 @@ import importlib.util
 import os
 import site
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -288,11 +289,24 @@ def one_thread_pool() -> Iterator[None]:
     if controller is None:
         yield
         return
-    limiter = controller.limit(limits=1)
+    # counted across threads (concurrent predict calls): the first to enter sets the limit,
+    # the last to leave restores it
+    with _pool_lock:
+        if _pool_users[0] == 0:
+            _pool_users[1] = controller.limit(limits=1)
+        _pool_users[0] += 1
     try:
         yield
     finally:
-        limiter.restore_original_limits()
+        with _pool_lock:
+            _pool_users[0] -= 1
+            if _pool_users[0] == 0:
+                _pool_users[1].restore_original_limits()
+                _pool_users[1] = None
+
+
+_pool_lock = threading.Lock()
+_pool_users: list[Any] = [0, None]  # [threads inside one_thread_pool, the active limiter]
 
 
 def _openblas_controller() -> Any | None:

@@ -30,7 +30,7 @@ __all__ = ["Sequence", "batch_source", "BLOCK_BYTES"]
 BLOCK_BYTES = 32 * 1024 * 1024
 
 Batch = tuple[np.ndarray, Any, Any]
-Prepare = Callable[[Any, Any, Any], Batch]
+Prepare = Callable[..., Batch]  # (x, y, w[, rows]) -> checked batch
 
 
 class Sequence:
@@ -115,7 +115,9 @@ class StreamedArraySource:
             for b in range(0, xs.shape[0], self.batch_size):
                 idx = slice(b, b + self.batch_size) if order is None else \
                     order[b:b + self.batch_size]
-                yield self.prepare(xs[idx], _rows(ys, idx), _rows(ws, idx))
+                # rows of the whole file, so that errors name the row the user can find
+                rows = start + b if order is None else start + idx
+                yield self.prepare(xs[idx], _rows(ys, idx), _rows(ws, idx), rows)
 
 
 def _block(array: Any, part: slice) -> Any:
@@ -188,8 +190,8 @@ def batch_source(
     if preprocess is not None:
         inner = prepare
 
-        def prepare(xb: Any, yb: Any, wb: Any) -> Batch:
-            return inner(preprocess(xb), yb, wb)
+        def prepare(xb: Any, yb: Any, wb: Any, rows: Any = None) -> Batch:
+            return inner(preprocess(xb), yb, wb, rows)
 
     if isinstance(x, Sequence):
         return SequenceSource(x, prepare)

@@ -10,12 +10,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_feature_array", "as_target_array", "check_features", "check_lengths"]
+__all__ = ["as_feature_array", "as_target_array", "cast_finite", "check_features",
+           "check_lengths"]
 
 
 def _as_numeric(data: Any, argument: str) -> np.ndarray:
     if data is None:
         raise ValueError(f"`{argument}` must be an array. Received: {argument}=None")
+    if isinstance(data, np.ma.MaskedArray):
+        raise TypeError(
+            f"`{argument}` is a masked array; its mask would be dropped and the masked entries "
+            f"used as data. Fill or drop them first, e.g. {argument}.filled(value) or "
+            f"{argument}[~{argument}.mask.any(axis=1)]."
+        )
     array = np.asarray(data)
     if array.dtype == object or array.dtype.kind in "USVMm":
         kind = "strings" if array.dtype.kind in "USO" else f"dtype {array.dtype}"
@@ -28,7 +35,38 @@ def _as_numeric(data: Any, argument: str) -> np.ndarray:
     return array
 
 
-def _check_finite(array: np.ndarray, argument: str) -> None:
+def _where(index: Any, rows: Any) -> str:
+    """``"r, c"`` for an index into a batch, its row mapped through ``rows`` (an offset, or
+    the absolute row of each batch row) so messages name the row of the whole data."""
+    parts = [int(i) for i in index]
+    if parts and rows is not None:
+        parts[0] = int(rows[parts[0]]) if np.ndim(rows) else parts[0] + int(rows)
+    return ", ".join(str(p) for p in parts)
+
+
+def cast_finite(array: np.ndarray, dtype: Any, argument: str, rows: Any = None
+                ) -> np.ndarray:
+    """``array`` as C-contiguous ``dtype``, refusing values that are not finite there: NaN,
+    ±inf, and finite values beyond the dtype's range (``1e39`` becomes inf in float32), named
+    by their row (through ``rows``, for batches of larger data: see ``_where``) and column."""
+    _check_finite(array, argument, rows)
+    out = np.ascontiguousarray(array, dtype=dtype)
+    if out.dtype != array.dtype and out.dtype.kind == "f":
+        try:
+            _check_finite(out, argument, rows)
+        except ValueError:
+            bad = tuple(np.argwhere(~np.isfinite(out))[0])
+            where = _where(bad, rows)
+            limit = np.finfo(out.dtype).max
+            raise ValueError(
+                f"`{argument}`[{where}] is {array[bad]}, beyond the range of {out.dtype} "
+                f"(±{limit:.4g}), the model's dtype. Rescale the data, or use a float64 model "
+                "(layerwise.backend.set_floatx('float64') or dtype='float64')."
+            ) from None
+    return out
+
+
+def _check_finite(array: np.ndarray, argument: str, rows: Any = None) -> None:
     if array.dtype.kind != "f":
         return
     # one summing pass, no temporary: NaN and ±inf make the sum non-finite (so can an
@@ -37,15 +75,17 @@ def _check_finite(array: np.ndarray, argument: str) -> None:
         return
     if not np.isfinite(array).all():
         bad = np.argwhere(~np.isfinite(array))[0]
-        where = ", ".join(str(int(i)) for i in bad)
+        where = _where(bad, rows)
         raise ValueError(
             f"`{argument}` must hold finite numbers, but {argument}[{where}] is "
             f"{array[tuple(bad)]}. Remove or impute NaN and infinite values before training."
         )
 
 
-def as_feature_array(x: Any, dtype: str, argument: str = "x") -> np.ndarray:
-    """``x`` as a finite 2-D array ``(batch, features)`` of ``dtype``."""
+def as_feature_array(x: Any, dtype: str | None, argument: str = "x", rows: Any = None
+                     ) -> np.ndarray:
+    """``x`` as a finite 2-D array ``(batch, features)`` of ``dtype`` (unconverted, only
+    checked for shape and type, when ``dtype`` is None)."""
     array = _as_numeric(x, argument)
     if array.ndim != 2:
         hint = " Reshape a single feature with x.reshape(-1, 1)." if array.ndim == 1 else ""
@@ -53,11 +93,12 @@ def as_feature_array(x: Any, dtype: str, argument: str = "x") -> np.ndarray:
             f"`{argument}` must be 2-D, shaped (batch, features). "
             f"Received: {argument}.shape={array.shape}.{hint}"
         )
-    _check_finite(array, argument)
-    return np.ascontiguousarray(array, dtype=dtype)
+    if dtype is None:
+        return array
+    return cast_finite(array, dtype, argument, rows)
 
 
-def as_target_array(y: Any, argument: str = "y") -> np.ndarray:
+def as_target_array(y: Any, argument: str = "y", rows: Any = None) -> np.ndarray:
     """``y`` as a finite numeric array of 1 or 2 dimensions (the loss converts it further)."""
     array = _as_numeric(y, argument)
     if array.ndim not in (1, 2):
@@ -65,7 +106,7 @@ def as_target_array(y: Any, argument: str = "y") -> np.ndarray:
             f"`{argument}` must be 1-D (batch,) or 2-D (batch, outputs). "
             f"Received: {argument}.shape={array.shape}"
         )
-    _check_finite(array, argument)
+    _check_finite(array, argument, rows)
     return array
 
 
@@ -137,6 +178,10 @@ def as_sample_weights(
                 )
         table = np.ones(n_classes)
         for key, value in class_weight.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or \
+                    not np.isfinite(value) or value < 0:
+                raise ValueError(f"`class_weight` must map classes to finite weights >= 0. "
+                                 f"Received: class_weight[{key!r}]={value!r}")
             table[int(key)] = float(value)
         per_class = table[classes]
         weights = per_class if weights is None else weights * per_class

@@ -21,6 +21,7 @@ import numpy as np
 
 from .activations import row_sums, stable_shift
 from .backend import xp
+from .input_checks import cast_finite
 from .registry import Configurable, Registry
 
 __all__ = [
@@ -91,7 +92,7 @@ class Loss(Configurable):
 
     def prepare_targets(self, y: np.ndarray, units: int, dtype: str) -> np.ndarray:
         """Check ``y`` against an output layer of ``units`` and convert it for this loss."""
-        return _as_2d_targets(y, units, self.name).astype(dtype, copy=False)
+        return cast_finite(_as_2d_targets(y, units, self.name), dtype, "y")
 
     def with_logits(self) -> Loss:
         """A copy that takes logits (used by the model for the fused output layer)."""
@@ -270,6 +271,16 @@ class CategoricalCrossentropy(_CrossEntropy):
                 f"units={units}: categorical_crossentropy needs y.shape == (batch, {units}). "
                 f"Received: y.shape={y.shape}"
             )
+        if y.size and y.min() < 0:
+            row = int(np.argwhere(y < 0)[0][0])
+            raise ValueError(f"categorical_crossentropy needs one-hot (or probability) rows "
+                             f"with entries >= 0, but y[{row}] = {y[row].tolist()}.")
+        sums = y.sum(axis=1, dtype=np.float64)
+        off = np.abs(sums - 1.0) > 1e-3
+        if off.any():
+            row = int(np.argmax(off))
+            raise ValueError(f"categorical_crossentropy needs each row of `y` to sum to 1 "
+                             f"(one-hot or probabilities), but y[{row}] sums to {sums[row]:g}.")
         return y.astype(dtype, copy=False)
 
 

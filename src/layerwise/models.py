@@ -39,6 +39,7 @@ from .input_checks import (
     as_feature_array,
     as_sample_weights,
     as_target_array,
+    cast_finite,
     check_features,
     check_lengths,
 )
@@ -309,16 +310,19 @@ class Sequential:
     def _prepare(
         self, x: Any, y: Any | None, sample_weight: Any | None = None,
         class_weight: dict[Any, float] | None = None, names: tuple[str, str] = ("x", "y"),
+        rows: Any = None,
     ) -> tuple[np.ndarray, Any, Any]:
-        """Validate and convert ``x``, ``y`` and the weights before any computation."""
+        """Validate and convert ``x``, ``y`` and the weights before any computation.
+
+        ``rows`` maps the rows of a streamed batch to rows of the whole data, for messages."""
         x = self._check_columns(x, names[0])
-        x = as_feature_array(x, self.dtype, names[0])
+        x = as_feature_array(x, self.dtype, names[0], rows)
         if not self.built:
             self.build(x.shape[1])
         check_features(x, self.input_dim, names[0])
         if y is None:
             return x, None, None
-        y = as_target_array(y, names[1])
+        y = as_target_array(y, names[1], rows)
         check_lengths(x, y, *names)
         y = self.loss.prepare_targets(y, self.output_dim, self.dtype)
         weights = as_sample_weights(y, sample_weight, class_weight, self.output_dim, self.dtype)
@@ -478,8 +482,8 @@ class Sequential:
             x, y, weights = self._prepare(x, y, sample_weight, class_weight, names=names)
             return data.ArraySource(x, y, weights, batch_size)
 
-        def prepare(xb: Any, yb: Any, wb: Any) -> Any:
-            return self._prepare(xb, yb, wb, class_weight, names=names)
+        def prepare(xb: Any, yb: Any, wb: Any, rows: Any = None) -> Any:
+            return self._prepare(xb, yb, wb, class_weight, names=names, rows=rows)
 
         source = data.batch_source(x, y, sample_weight, batch_size, prepare, preprocess, steps)
         if isinstance(source, data.StreamedArraySource):
@@ -762,14 +766,18 @@ class Sequential:
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
         streaming = preprocess is not None or isinstance(x, np.memmap) or data.is_stream(x)
         if not streaming:
-            x, _, _ = self._prepare(x, None)
+            # checked whole for shape and type, converted batch by batch: a float64 or uint8
+            # input is never copied whole into the model's dtype
+            x = as_feature_array(self._check_columns(x, "x"), None, "x")
+            if not self.built:
+                self.build(x.shape[1])
+            check_features(x, self.input_dim, "x")
             out = np.empty((x.shape[0], self.output_dim), dtype=self.dtype)
-            start = 0
             with self._reusing_buffers():
-                for xb, _, _ in data.ArraySource(x, None, None, batch_size).batches(None):
-                    stop = start + xb.shape[0]
+                for start in range(0, x.shape[0], batch_size):
+                    stop = min(start + batch_size, x.shape[0])
+                    xb = cast_finite(x[start:stop], self.dtype, "x", rows=start)
                     out[start:stop] = to_numpy(self.forward(xp.asarray(xb), training=False))
-                    start = stop
             return out
         if data.is_stream(x):
             x = _features_only(x)
