@@ -121,7 +121,8 @@ def test_unknown_column_and_wrong_feature_count(runner, labelled_csv, tmp_path):
     wide.write_text("a,b,c,d\n1,2,3,4\n")
     result = runner.invoke(cli, ["predict", str(tmp_path / "model.safetensors"), str(wide)])
     assert result.exit_code == 1
-    assert "the model expects 2 features, but" in result.output and "has 4" in result.output
+    assert "columns do not match the model's features; missing: x1, x2; unknown: a, b, c, d" \
+        in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 

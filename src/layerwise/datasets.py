@@ -279,12 +279,17 @@ def describe() -> list[dict[str, str]]:
 _MISSING = {"", "na", "nan", "null", "none", "?"}
 
 
-def read_csv(path: str | os.PathLike[str], target: str | None = None, delimiter: str = ","
+def read_csv(path: str | os.PathLike[str], target: str | None = None, delimiter: str = ",",
+             columns: list[str] | None = None
              ) -> tuple[np.ndarray, np.ndarray | None, list[str], list[Any] | None]:
     """Read a CSV file with a header row.
 
     Args:
         target: name of the target column; ``None`` reads features only (for ``predict``).
+            ``"last"``, when no column has that name, is the last column.
+        columns: the feature columns to read, in this order (e.g. a model's
+            ``feature_names``); every other column except the target is refused. Default:
+            every column but the target, in the file's order.
 
     Returns ``(x, y, feature_names, class_names)``. Numeric targets are returned as numbers;
     string targets become class indices 0..k-1 with ``class_names`` mapping them back (sorted).
@@ -304,6 +309,8 @@ def read_csv(path: str | os.PathLike[str], target: str | None = None, delimiter:
         duplicates = sorted({h for h in header if header.count(h) > 1})
         raise ValueError(f"{path}: duplicate column names {duplicates}.")
     target_index = None
+    if target == "last" and "last" not in header:
+        target = header[-1]
     if target is not None:
         if target not in header:
             import difflib
@@ -314,17 +321,27 @@ def read_csv(path: str | os.PathLike[str], target: str | None = None, delimiter:
                              f"{', '.join(header)}")
         target_index = header.index(target)
     features = [name for i, name in enumerate(header) if i != target_index]
+    if columns is not None:
+        missing = [c for c in columns if c not in features]
+        unknown = [c for c in features if c not in columns]
+        if missing or unknown:
+            raise ValueError(f"{path}: the columns do not match"
+                             + (f"; missing: {missing[:10]}" if missing else "")
+                             + (f"; unknown: {unknown[:10]}" if unknown else "") + ".")
+        features = list(columns)
+    # where each file column goes in x (-1: the target)
+    slot = {header.index(name): k for k, name in enumerate(features)}
     x = np.empty((len(body), len(features)), dtype=np.float64)
     raw_target: list[str] = []
     for row_number, (line, row) in enumerate(body):
         if len(row) != len(header):
             raise ValueError(f"{path}, line {line}: {len(row)} fields, but the header has "
                              f"{len(header)} columns.")
-        column = 0
         for i, cell in enumerate(row):
             if i == target_index:
                 raw_target.append(cell.strip())
                 continue
+            column = slot[i]
             value = cell.strip()
             if value.lower() in _MISSING:
                 raise ValueError(f"{path}, line {line}, column {header[i]!r}: missing value. "
@@ -337,7 +354,6 @@ def read_csv(path: str | os.PathLike[str], target: str | None = None, delimiter:
             if not math.isfinite(x[row_number, column]):
                 raise ValueError(f"{path}, line {line}, column {header[i]!r}: {value!r} is not "
                                  "a finite number.")
-            column += 1
     if target_index is None:
         return x, None, features, None
     lines = [line for line, _ in body]
@@ -385,7 +401,12 @@ def read_file(path: str | os.PathLike[str], target: str | None = None
             if xkey is None:
                 raise ValueError(f"{path} must hold an array named 'x' (and 'y'); it holds "
                                  f"{sorted(keys)}.")
-            return loaded[xkey], (loaded["y"] if "y" in keys else None), None, None
+            x = loaded[xkey]
+            y = loaded["y"] if "y" in keys else None
+            if y is not None and (x.ndim == 0 or y.ndim == 0 or len(x) != len(y)):
+                raise ValueError(f"{path}: '{xkey}' and 'y' must have the same number of rows. "
+                                 f"Received: {xkey}.shape={x.shape}, y.shape={y.shape}")
+            return x, y, None, None
         array = loaded
         if array.ndim != 2:
             raise ValueError(f"{path} must hold a 2-D array (samples, columns); it has shape "
