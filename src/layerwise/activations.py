@@ -422,6 +422,7 @@ class Hardmax(Activation):
         )
 
 
+@ACTIVATIONS.register_class
 class CustomActivation(Activation):
     """A user activation from a ``(function, derivative)`` pair of element-wise callables.
 

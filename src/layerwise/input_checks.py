@@ -50,7 +50,8 @@ def cast_finite(array: np.ndarray, dtype: Any, argument: str, rows: Any = None
     ±inf, and finite values beyond the dtype's range (``1e39`` becomes inf in float32), named
     by their row (through ``rows``, for batches of larger data: see ``_where``) and column."""
     _check_finite(array, argument, rows)
-    out = np.ascontiguousarray(array, dtype=dtype)
+    with np.errstate(over="ignore"):  # an overflow is reported below, by row and column
+        out = np.ascontiguousarray(array, dtype=dtype)
     if out.dtype != array.dtype and out.dtype.kind == "f":
         try:
             _check_finite(out, argument, rows)

@@ -798,7 +798,8 @@ class Sequential:
         x, y, weights = self._prepare(x, y, sample_weight, class_weight)
         self._resolve_metrics()
         self._prepare_step()
-        with blas.one_thread_pool(), InterruptGuard() as guard:
+        with blas.one_thread_pool(), InterruptGuard() as guard, \
+                np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             self._guard = guard
             try:
                 loss, y_pred = self.train_step(x, y, weights)

@@ -87,6 +87,12 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def register_class(self, cls: type[T]) -> type[T]:
+        """Class decorator: make ``cls`` resolvable by its class name only (for configs
+        that name it), without listing it among the names users choose from."""
+        self._classes.setdefault(cls.__name__, cls)
+        return cls
+
     def names(self) -> list[str]:
         """Every registered name and alias (class names excluded), sorted."""
         return sorted({*self._names, *self.extra_names})
