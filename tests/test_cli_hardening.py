@@ -78,7 +78,7 @@ def test_a_model_without_names_needs_the_exact_feature_count(runner, tmp_path):
     np.save(tmp_path / "train.npy", np.hstack([x, x[:, :1] > 0]))
     _train(runner, tmp_path / "train.npy", tmp_path / "run")
     model = tmp_path / "run" / "model.safetensors"
-    np.save(tmp_path / "wide.npy", np.hstack([x, x]))  # one extra column was dropped silently
+    np.save(tmp_path / "wide.npy", np.hstack([x, x[:, :1]]))  # its last column was dropped
     result = runner.invoke(cli, ["predict", str(model), str(tmp_path / "wide.npy")])
     assert result.exit_code == 1 and "the model expects 3 features, but" in result.output
 
@@ -163,7 +163,8 @@ def test_memory_errors_are_one_line(runner, houses, tmp_path, monkeypatch):
 
 def test_an_unwritable_out_is_refused_before_training(runner, houses, tmp_path):
     (tmp_path / "taken").write_text("a file, not a folder")
-    result = runner.invoke(cli, ["train", str(houses), "--out", str(tmp_path / "taken")])
+    result = runner.invoke(cli, ["train", str(houses), "--target", "price", "--out",
+                                 str(tmp_path / "taken" / "run"), "--epochs", "1"])
     assert result.exit_code != 0 and "trained" not in result.output
     assert "taken" in result.output
 

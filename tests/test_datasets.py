@@ -100,7 +100,7 @@ def test_csv_target_in_the_middle_and_numeric(tmp_path):
     ("a,b,y\n1,2,0\n3,4\n", r"line 3: 2 fields, but the header has 3 columns"),
     ("a,b,y\n1,2,0\n3,4,\n", r"line 3, column 'y': missing target value"),
     ("a,b,y\n", r"has a header but no data rows"),
-    ("", r"is empty"),
+    ("", r"has no header row"),
     ("a,a,y\n1,2,3\n", r"duplicate column names \['a'\]"),
     ("a,b,y\n1,inf,0\n", r"line 2, column 'b': 'inf' is not a finite number"),
 ])

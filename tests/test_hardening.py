@@ -118,13 +118,14 @@ def test_huge_l2_overflows_the_update_and_is_caught():
     assert model.weights_finite()
 
 
-def test_float16_rmsprop_overflow_is_caught():
+def test_float16_rmsprop_on_unit_scale_data_is_caught():
+    """In float16, 0.1·g² underflows to 0 for small gradients and ε = 1e-8 rounds to 0, so
+    RMSprop divides by zero although the loss is finite."""
     x, y = _data(n=256)
-    x *= 300.0  # large inputs: float16 gradients overflow on the first updates
     model = Sequential([Dense(16, activation="relu", input_dim=4, dtype="float16"),
                         Dense(3, activation="softmax", dtype="float16")])
-    model.compile(optimizer=RMSprop(learning_rate=10.0), loss="sparse_categorical_crossentropy")
-    with pytest.raises(NonFiniteLossError):  # the loss or the weights: either is caught
+    model.compile(optimizer=RMSprop(learning_rate=0.01), loss="sparse_categorical_crossentropy")
+    with pytest.raises(NonFiniteWeightsError, match="rolled back to the start of epoch 1"):
         model.fit(x, y, batch_size=32, epochs=5, verbose=0)
     assert model.weights_finite()
 
@@ -136,7 +137,7 @@ def test_train_on_batch_says_the_weights_are_broken_and_save_refuses(tmp_path):
     with pytest.raises(NonFiniteWeightsError, match="save\\(\\) refuses to write them"):
         model.train_on_batch(x, y)
     assert not model.weights_finite()
-    with pytest.raises(ValueError, match="Refusing to save .* holds NaN or infinite"):
+    with pytest.raises(ValueError, match=r"Refusing to save .* holds NaN or infinite"):
         model.save(tmp_path / "m.safetensors")
     assert os.listdir(tmp_path) == []
 
@@ -298,6 +299,25 @@ def test_a_pickled_model_trains_again():
     assert clone.weights_finite() and clone.optimizer.iterations > model.optimizer.iterations
 
 
+@pytest.mark.parametrize("buffer", [bytes, bytearray])
+def test_parameters_over_foreign_buffers_train(buffer):
+    """Unpickled arrays can sit on a bytes object or a memoryview instead of an array; the
+    flat-buffer check used to fail on them ('bytes' object has no attribute 'ndim')."""
+    from layerwise.layers import PReLU
+    from layerwise.optimizers.base import tiling_base
+
+    assert tiling_base([np.frombuffer(buffer(16), dtype="float32")]) is None
+    x, y = _data()
+    model = Sequential([PReLU(input_dim=4), Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    for layer in model.layers:
+        for key, p in layer.params.items():
+            flat = np.frombuffer(buffer(p.tobytes()), dtype=p.dtype)
+            layer.params[key] = flat if p.ndim == 1 else flat.reshape(p.shape)
+    model.fit(x, y, epochs=2, verbose=0)
+    assert model.weights_finite() and model.optimizer.iterations == 4
+
+
 def test_dense_classifier_partial_fit_after_pickle():
     from layerwise.sklearn import DenseClassifier
 
@@ -373,8 +393,8 @@ def test_masked_arrays_are_refused():
 
 def test_shuffle_must_be_a_bool():
     x, y = _data()
-    with pytest.raises(TypeError, match="`shuffle` must be True or False. Received: "
-                                        "shuffle='no'"):
+    with pytest.raises(TypeError, match=r"`shuffle` must be True or False. Received: "
+                                        r"shuffle='no'"):
         _model().fit(x, y, shuffle="no", verbose=0)
 
 

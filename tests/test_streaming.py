@@ -135,5 +135,6 @@ def test_a_generator_that_ends_stops_training(rng):
     y = np.zeros(32, dtype=np.int64)
     model = _model()
     batches = ((x[i:i + 8], y[i:i + 8]) for i in range(0, 32, 8))
-    history = model.fit(batches, epochs=5, verbose=0)
+    with pytest.warns(UserWarning, match="ran out of data"):
+        history = model.fit(batches, epochs=5, verbose=0)
     assert len(history.history["loss"]) == 1 and model.optimizer.iterations == 4

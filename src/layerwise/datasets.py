@@ -298,8 +298,9 @@ def read_csv(path: str | os.PathLike[str], target: str | None = None, delimiter:
     path = os.fspath(path)
     with open(path, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.reader(handle, delimiter=delimiter))
-    if not rows:
-        raise ValueError(f"{path} is empty; a CSV file needs a header row and data rows.")
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise ValueError(f"{path} has no header row; a CSV file needs a header row of column "
+                         "names and data rows.")
     header = [name.strip() for name in rows[0]]
     # (line number in the file, fields), blank lines skipped
     body = [(line, r) for line, r in enumerate(rows[1:], start=2) if any(c.strip() for c in r)]

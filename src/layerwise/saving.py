@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import stat
 import tempfile
@@ -396,8 +397,8 @@ def _names(metadata: dict[str, str], key: str, path: str, model: Any) -> list[An
     if names is None:
         return None
     if not isinstance(names, list) or not all(
-            isinstance(n, str) or (isinstance(n, (int, float)) and not isinstance(n, bool)
-                                   and np.isfinite(n)) for n in names):
+            isinstance(n, str) or (isinstance(n, int) and not isinstance(n, bool))
+            or (isinstance(n, float) and math.isfinite(n)) for n in names):
         raise ValueError(f"{path}: {key} must be a list of strings or numbers.")
     if key == "feature_names":
         names = [str(n) for n in names]

@@ -35,8 +35,9 @@ def tiling_base(arrays: list[Any]) -> Any | None:
     if not arrays or not hasattr(arrays[0], "__array_interface__"):
         return None
     base = arrays[0].base
-    # an unpickled array's base is a bytes object, not an array: no flat buffer then
-    if getattr(base, "ndim", None) != 1 or not base.flags.c_contiguous:
+    # an array over a foreign buffer (unpickled: bytes; np.frombuffer: a memoryview) has a
+    # base that is not an array: no flat buffer then
+    if not isinstance(base, type(arrays[0])) or base.ndim != 1 or not base.flags.c_contiguous:
         return None
     start = base.__array_interface__["data"][0]
     offset = 0
