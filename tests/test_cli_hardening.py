@@ -138,7 +138,7 @@ def test_a_diverging_run_is_one_line(runner, houses, tmp_path):
                                  "--no-plot", "--verbose", "0"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     error = result.output.strip().splitlines()[-1]
-    assert error.startswith("Error: The ")
+    assert error.startswith("Error: ")
     assert "NaN or infinite" in error or "loss became" in error
 
 

@@ -110,6 +110,42 @@ def test_epsilon_zero_with_a_silent_unit_rolls_back_and_says_so(tmp_path):
     assert not path.exists()  # no checkpoint of broken weights was ever written
 
 
+def test_large_models_check_every_few_steps_and_always_at_the_epoch_end(tmp_path,
+                                                                       monkeypatch):
+    from layerwise import guards
+
+    monkeypatch.setattr(guards, "CHECK_ELEMENTS", 10)  # 67 parameters: every 6th step
+    x, y = _data()
+    x[:, 3] = 0.0
+    model = _model(optimizer=Adam(epsilon=0.0))
+    path = tmp_path / "ckpt.safetensors"
+    with pytest.raises(NonFiniteWeightsError) as info:
+        model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[ModelCheckpoint(path)])
+    # the NaN of step 1 made batch 2's loss NaN: found there, before the 7th step's check
+    assert "in epoch 1 (found after batch 2; checked every 6 steps)" in str(info.value)
+    assert "rolled back to the start of epoch 1" in str(info.value)
+    assert model.weights_finite() and not path.exists()
+
+
+def test_unchecked_steps_are_checked_at_the_epoch_end(monkeypatch, tmp_path):
+    from layerwise import guards
+
+    monkeypatch.setattr(guards, "CHECK_ELEMENTS", 10)  # every 6th step; 4 steps an epoch
+    x, y = _data()
+    model = _model(optimizer=SGD(learning_rate=0.01))
+    original = model.optimizer.apply
+
+    def apply_then_break(params, grads):  # the epoch's last update breaks a weight
+        original(params, grads)
+        if model.optimizer.iterations == 4:
+            model.layers[0].params["kernel"][3, 0] = np.inf
+    model.optimizer.apply = apply_then_break
+    path = tmp_path / "ckpt.safetensors"
+    with pytest.raises(NonFiniteWeightsError, match="found after batch 4; checked every 6"):
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[ModelCheckpoint(path)])
+    assert model.weights_finite() and not path.exists()
+
+
 def test_huge_l2_overflows_the_update_and_is_caught():
     x, y = _data()
     model = _model(kernel_regularizer=lw.regularizers.l2(1e40))
@@ -216,6 +252,30 @@ def test_concurrent_predict_on_one_model_returns_each_call_its_own_outputs(tmp_p
              if out.shape != expected[key[0]].shape
              or not np.allclose(out, expected[key[0]], rtol=1e-5, atol=1e-6)]
     assert len(results) == 120 and wrong == []
+
+
+def test_concurrent_evaluate_and_predict_agree_with_sequential_calls():
+    rng = np.random.default_rng(1)
+    model = _model(units=(64, 64))
+    sets = [(rng.normal(size=(int(rng.integers(40, 200)), 4)).astype("float32"),
+             rng.integers(0, 3, 200)) for _ in range(12)]
+    sets = [(x, y[:len(x)]) for x, y in sets]
+    expected = [model.evaluate(x, y, batch_size=16, verbose=0) for x, y in sets]
+    got: dict[int, list] = {}
+
+    def work(worker):
+        for i in range(worker, len(sets), 3):
+            model.predict(sets[i][0], batch_size=8)  # interleave the two kinds of call
+            got[i] = model.evaluate(*sets[i], batch_size=16, verbose=0)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, values in got.items():
+        np.testing.assert_allclose(values, expected[i], rtol=1e-5)
+    assert len(got) == len(sets)
 
 
 # ---- 3. Ctrl-C in the middle of an optimizer step ----------------------------------------

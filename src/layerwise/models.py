@@ -34,6 +34,7 @@ from .guards import (
     NonFiniteWeightsError,
     StatePoint,
     all_finite,
+    check_interval,
 )
 from .input_checks import (
     as_feature_array,
@@ -83,7 +84,11 @@ class Sequential:
         self._param_list: list[Any] = []  # params/grads as handed to the optimizer
         self._grad_list: list[Any] = []
         self._flat_params: Any = None  # the buffer the parameters tile, when packed
-        self._local = threading.local()  # per-thread loop depth (see _reusing_buffers)
+        self._check_every = 1  # steps between weight checks (see guards.check_interval)
+        self._buffer_depth = 0
+        #: held by the call using the layers' own per-batch state (fit, or one inference
+        #: call); a concurrent inference call works on its own copies instead
+        self._lock = threading.RLock()
         self._guard: InterruptGuard | None = None  # set inside fit's loop
         self._layer_names: set[str] = set()
         #: names of the output classes (e.g. string labels read from a CSV), saved with the model
@@ -225,9 +230,10 @@ class Sequential:
             )
 
     # -- forward / backward --------------------------------------------------------------
-    def forward(self, x: Any, training: bool = False) -> Any:
-        """Output of the network for ``x`` of shape ``(batch, input_dim)``."""
-        for layer in self.layers:
+    def forward(self, x: Any, training: bool = False, layers: list[Layer] | None = None) -> Any:
+        """Output of the network for ``x`` of shape ``(batch, input_dim)`` (through
+        ``layers``, per-call copies of the model's layers, when given)."""
+        for layer in self.layers if layers is None else layers:
             x = layer.forward(x, training)
         return x
 
@@ -273,11 +279,15 @@ class Sequential:
                     layer.grads[name] += regularizer.gradient(layer.params[name])
         return total
 
-    def train_step(self, x: Any, y: Any, sample_weight: Any | None = None) -> tuple[float, Any]:
+    def train_step(self, x: Any, y: Any, sample_weight: Any | None = None,
+                   check_weights: bool | None = None) -> tuple[float, Any]:
         """One optimisation step on one batch: gradients, reduction hook, optimizer update.
 
         Raises ``NonFiniteLossError`` before updating when the loss is NaN or infinite, so
-        the weights stay those from before this batch.
+        the weights stay those from before this batch, and ``NonFiniteWeightsError`` when the
+        update made weights NaN or infinite. Weights are checked after every
+        ``guards.check_interval`` steps (every step for small models), or when
+        ``check_weights`` is True.
         """
         if not self._param_list:
             self._prepare_step()
@@ -295,8 +305,11 @@ class Sequential:
                 self.optimizer.apply(self._param_list, self._grad_list)
             finally:
                 guard.critical = False
-        if not self.weights_finite():
-            raise NonFiniteWeightsError(loss)
+        every = self._check_every
+        if check_weights is None:
+            check_weights = every == 1 or self.optimizer.iterations % every == 0
+        if check_weights and not self.weights_finite():
+            raise NonFiniteWeightsError(loss, every=every)
         if guard is not None:
             guard.deliver()
         return loss, y_pred
@@ -378,6 +391,7 @@ class Sequential:
         if not params or len({p.dtype for p in params}) != 1:
             self._param_list, self._grad_list = params, self.grads
             self._flat_params = None
+            self._check_every = check_interval(sum(int(p.size) for p in params))
             return
         if tiling_base(params) is None or tiling_base(self.grads) is None:
             total = sum(p.size for p in params)
@@ -395,37 +409,55 @@ class Sequential:
         if [id(p) for p in self._param_list] != [id(p) for p in self.params]:
             self._param_list, self._grad_list = self.params, self.grads
         self._flat_params = tiling_base(self._param_list)
+        self._check_every = check_interval(sum(int(p.size) for p in self._param_list))
 
     def __getstate__(self) -> dict[str, Any]:
         # parameters unpickle as separate arrays (views become copies): pack them again
         state = dict(self.__dict__)
-        state.update(_param_list=[], _grad_list=[], _flat_params=None, _guard=None)
-        state.pop("_local", None)  # per-thread state stays with the threads
+        state.update(_param_list=[], _grad_list=[], _flat_params=None, _guard=None,
+                     _buffer_depth=0)
+        state.pop("_lock", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._local = threading.local()
+        self._lock = threading.RLock()
         self.__dict__.setdefault("_layer_names", {layer.name for layer in self.layers})
 
     @contextlib.contextmanager
     def _reusing_buffers(self) -> Iterator[None]:
         """Inside the model's own loops, layers reuse their per-batch arrays (and with MKL,
         NumPy's BLAS keeps to one thread: see ``blas.one_thread_pool``)."""
-        local = self._local  # per thread: concurrent predict calls each have their own
-        depth = getattr(local, "depth", 0)
-        local.depth = depth + 1
+        self._buffer_depth += 1
         for layer in self.layers:
             layer.reuse_buffers = True
         try:
             with blas.one_thread_pool():
                 yield
         finally:
-            local.depth = depth
-            if not depth:
+            self._buffer_depth -= 1
+            if not self._buffer_depth:
                 for layer in self.layers:
                     layer.reuse_buffers = False
                     layer.release_buffers()
+
+    @contextlib.contextmanager
+    def _inference_layers(self) -> Iterator[list[Layer]]:
+        """The layers an inference call runs through: the model's own, or, while another
+        thread is using those (a web server calling ``predict`` from many threads), copies
+        that share the parameters and keep this call's per-batch state apart."""
+        if self._lock.acquire(blocking=False):
+            try:
+                with self._reusing_buffers():
+                    yield self.layers
+            finally:
+                self._lock.release()
+            return
+        layers = [layer.inference_copy() for layer in self.layers]
+        for layer in layers:
+            layer.reuse_buffers = True
+        with blas.one_thread_pool():
+            yield layers
 
     def _sources(
         self, x: Any, y: Any, sample_weight: Any, class_weight: Any, batch_size: int,
@@ -604,7 +636,7 @@ class Sequential:
         else:
             orders = lambda epoch: np.random.default_rng([int(seed), epoch])  # noqa: E731
         # a diverging run is reported once, by NonFiniteLossError, not by NumPy warnings
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+        with self._lock, np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
                 self._reusing_buffers(), InterruptGuard() as guard:
             self._guard = guard
             try:
@@ -642,16 +674,14 @@ class Sequential:
                 try:
                     loss, y_pred = self.train_step(xb, yb, wb)
                 except NonFiniteWeightsError as error:
-                    point.restore(self._live_params(), self.optimizer)
-                    callback_list.on_train_batch_end(step, {"loss": error.loss, "size": 0,
-                                                            "nonfinite_weights": True})
-                    if self.stop_training:  # e.g. TerminateOnNaN: stop quietly
-                        break
-                    raise NonFiniteWeightsError(
-                        error.loss, epoch, step, self.optimizer,
-                        restored=f"The weights and optimizer state were rolled back to the "
-                                 f"start of epoch {epoch + 1}.") from None
+                    self._roll_back(point, error, epoch, step, callback_list)
+                    break  # stopped quietly by a callback (e.g. TerminateOnNaN)
                 except NonFiniteLossError as error:
+                    if self._check_every > 1 and not self.weights_finite():
+                        # an unchecked update broke the weights, hence this loss
+                        self._roll_back(point, NonFiniteWeightsError(
+                            error.loss, every=self._check_every), epoch, step, callback_list)
+                        break
                     callback_list.on_train_batch_end(step, {"loss": error.loss, "size": 0})
                     if self.stop_training:
                         break
@@ -668,6 +698,11 @@ class Sequential:
                     break
             if seen == 0:
                 break
+            if self._check_every > 1 and not self.stop_training and not self.weights_finite():
+                # the last steps since a check: nothing sees the epoch's weights unchecked
+                error = NonFiniteWeightsError(totals[0] / seen, every=self._check_every)
+                self._roll_back(point, error, epoch, step, callback_list)
+                break
             logs = self._logs(totals / seen)
             if val is not None:
                 logs.update(self._evaluate_source(val, prefix="val_"))
@@ -683,6 +718,20 @@ class Sequential:
                         "a layerwise.data.Sequence, which is read again every epoch.",
                         UserWarning, stacklevel=4)
                 break
+
+    def _roll_back(self, point: StatePoint, error: NonFiniteWeightsError, epoch: int,
+                   step: int, callback_list: CallbackList) -> None:
+        """Restore the epoch's starting state after ``error``; raise it with a true message
+        unless a callback stops training quietly."""
+        point.restore(self._live_params(), self.optimizer)
+        callback_list.on_train_batch_end(step, {"loss": error.loss, "size": 0,
+                                                "nonfinite_weights": True})
+        if self.stop_training:  # e.g. TerminateOnNaN
+            return
+        raise NonFiniteWeightsError(
+            error.loss, epoch, step, self.optimizer, every=error.every,
+            restored=f"The weights and optimizer state were rolled back to the start of "
+                     f"epoch {epoch + 1}.") from None
 
     def _live_params(self) -> list[Any]:
         return [self._flat_params] if self._flat_params is not None else self.params
@@ -706,14 +755,17 @@ class Sequential:
         names = ["loss", *(m.name for m in self.metrics)]
         return {prefix + name: float(v) for name, v in zip(names, means)}
 
-    def _evaluate_source(self, source: Any, prefix: str = "") -> dict[str, float]:
-        """Loss and metrics over every batch of ``source``, in inference mode."""
+    def _evaluate_source(self, source: Any, prefix: str = "",
+                         layers: list[Layer] | None = None) -> dict[str, float]:
+        """Loss and metrics over every batch of ``source``, in inference mode (through
+        ``layers``, see ``forward``)."""
+        layers = self.layers if layers is None else layers
         totals = np.zeros(1 + len(self.metrics))
         seen = 0
         for xb, yb, wb in source.batches(None):
-            y_pred = self.forward(xb, training=False)
+            y_pred = self.forward(xb, training=False, layers=layers)
             if self._fused is not None:
-                totals[0] += self._fused(yb, self.layers[-1]._z, wb) * xb.shape[0]
+                totals[0] += self._fused(yb, layers[-1]._z, wb) * xb.shape[0]
             else:
                 totals[0] += self.loss(yb, y_pred, wb) * xb.shape[0]
             for i, metric in enumerate(self.metrics, start=1):
@@ -746,8 +798,8 @@ class Sequential:
         source = self._source(x, y, sample_weight, class_weight, batch_size, preprocess, steps,
                               streaming=streaming)
         self._resolve_metrics()
-        with self._reusing_buffers():
-            logs = self._evaluate_source(source)
+        with self._inference_layers() as layers:
+            logs = self._evaluate_source(source, layers=layers)
         if verbose:
             print(format_logs(logs))
         values = list(logs.values())
@@ -773,19 +825,20 @@ class Sequential:
                 self.build(x.shape[1])
             check_features(x, self.input_dim, "x")
             out = np.empty((x.shape[0], self.output_dim), dtype=self.dtype)
-            with self._reusing_buffers():
+            with self._inference_layers() as layers:
                 for start in range(0, x.shape[0], batch_size):
                     stop = min(start + batch_size, x.shape[0])
                     xb = cast_finite(x[start:stop], self.dtype, "x", rows=start)
-                    out[start:stop] = to_numpy(self.forward(xp.asarray(xb), training=False))
+                    out[start:stop] = to_numpy(self.forward(xp.asarray(xb), training=False,
+                                                            layers=layers))
             return out
         if data.is_stream(x):
             x = _features_only(x)
         source = self._source(x, None, None, None, batch_size, preprocess, steps)
         parts = []
-        with self._reusing_buffers():
+        with self._inference_layers() as layers:
             for xb, _, _ in source.batches(None):
-                parts.append(to_numpy(self.forward(xb, training=False)).copy())
+                parts.append(to_numpy(self.forward(xb, training=False, layers=layers)).copy())
         if not parts:
             return np.empty((0, self.output_dim), dtype=self.dtype)
         return np.concatenate(parts)
@@ -798,11 +851,11 @@ class Sequential:
         x, y, weights = self._prepare(x, y, sample_weight, class_weight)
         self._resolve_metrics()
         self._prepare_step()
-        with blas.one_thread_pool(), InterruptGuard() as guard, \
+        with self._lock, blas.one_thread_pool(), InterruptGuard() as guard, \
                 np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             self._guard = guard
             try:
-                loss, y_pred = self.train_step(x, y, weights)
+                loss, y_pred = self.train_step(x, y, weights, check_weights=True)
             finally:
                 self._guard = None
         values = [loss, *(metric(y, y_pred) for metric in self.metrics)]

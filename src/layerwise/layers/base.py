@@ -8,15 +8,16 @@ its preallocated array in ``self.grads`` and returns dL/d(input); an optimizer t
 ``(params[k], grads[k])`` pairs in place.
 
 What a layer remembers of the current batch (``_x``, ``_z``, ``_y``, masks, its reused
-buffers) is kept per thread, so one model can serve ``predict`` from many threads at once;
-parameters are shared. Training a model stays single-threaded.
+buffers) lives on the layer. A model serving ``predict`` from many threads at once gives each
+concurrent call its own ``inference_copy()`` of the layers: the parameters are shared, the
+per-batch state is the call's own. Training a model stays single-threaded.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import re
-import threading
 from collections import defaultdict
 from typing import Any
 
@@ -55,29 +56,6 @@ def check_float_dtype(dtype: Any, argument: str = "dtype") -> str:
     return resolved.name
 
 
-class _BatchState(threading.local):
-    """A layer's per-batch state, one copy per thread (see the module docstring)."""
-
-    def __init__(self) -> None:
-        self.reuse_buffers = False
-        self._buffers: dict[str, Any] = {}
-
-
-class _PerThread:
-    """An attribute stored in the layer's per-thread ``_BatchState`` (None until set)."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, layer: Any, owner: type | None = None) -> Any:
-        if layer is None:
-            return self
-        return getattr(layer._state, self.name, None)
-
-    def __set__(self, layer: Any, value: Any) -> None:
-        setattr(layer._state, self.name, value)
-
-
 #: the per-batch attributes layers cache between forward and backward
 _BATCH_ATTRIBUTES = ("_x", "_z", "_y", "_mask", "_slope", "_positive", "_argmax")
 
@@ -100,7 +78,6 @@ class Layer:
         input_dim: int | None = None,
         input_shape: tuple[int, ...] | None = None,
     ) -> None:
-        self._state = _BatchState()
         base = _snake(type(self).__name__)
         count = next(_NAME_COUNTERS[base])
         self.name = name or (base if count == 0 else f"{base}_{count}")
@@ -130,27 +107,10 @@ class Layer:
         self.regularizers: dict[str, regularizers.Regularizer] = {}
         #: False when nothing needs dL/d(input) (the first layer): backward may skip it
         self.input_gradient = True
-
-    #: set by the model inside its own loops (per thread): outputs and gradients may then
-    #: live in buffers this layer reuses from batch to batch, instead of new arrays
-    reuse_buffers = _PerThread()
-    _buffers = _PerThread()
-    _x = _PerThread()
-    _z = _PerThread()
-    _y = _PerThread()
-    _mask = _PerThread()
-    _slope = _PerThread()
-    _positive = _PerThread()
-    _argmax = _PerThread()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("_state", None)  # per-thread batch state is not part of the layer
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._state = _BatchState()
+        #: set by the model inside its own loops: outputs and gradients may then live in
+        #: buffers this layer reuses from batch to batch, instead of new arrays
+        self.reuse_buffers = False
+        self._buffers: dict[str, Any] = {}
 
     # -- structure -----------------------------------------------------------------------
     def compute_output_dim(self, input_dim: int) -> int:
@@ -209,10 +169,20 @@ class Layer:
     def release_buffers(self) -> None:
         """Drop the reused buffers and cached batch arrays (the model calls this after a loop)."""
         self._buffers.clear()
-        state = self._state
         for attr in _BATCH_ATTRIBUTES:
-            if hasattr(state, attr):
-                setattr(state, attr, None)
+            if attr in self.__dict__:
+                setattr(self, attr, None)
+
+    def inference_copy(self) -> Layer:
+        """A copy for one inference call running beside others: it shares this layer's
+        parameters (the same arrays) and configuration, and has its own per-batch state and
+        buffers. Layers that keep other per-batch state extend this."""
+        clone = copy.copy(self)
+        clone.reuse_buffers = False
+        clone._buffers = {}
+        for attr in _BATCH_ATTRIBUTES:
+            clone.__dict__.pop(attr, None)
+        return clone
 
     # -- computation ---------------------------------------------------------------------
     def forward(self, x: Any, training: bool = False) -> Any:
