@@ -20,6 +20,7 @@ from . import (
     models,
     optimizers,
     regularizers,
+    threads,
     utils,
 )
 from ._version import __version__
@@ -28,6 +29,6 @@ from .saving import load_model
 
 __all__ = [
     "Sequential", "load_model", "activations", "backend", "callbacks", "initializers",
-    "layers", "losses", "metrics", "models", "optimizers", "regularizers", "utils",
+    "layers", "losses", "metrics", "models", "optimizers", "regularizers", "threads", "utils",
     "__version__",
 ]

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import activations, blas, data, losses, optimizers
+from . import activations, blas, data, losses, optimizers, threads
 from . import metrics as metrics_module
 from .backend import to_numpy, xp
 from .callbacks import Callback, CallbackList, History, ProgbarLogger, format_logs
@@ -90,6 +90,7 @@ class Sequential:
         #: call); a concurrent inference call works on its own copies instead
         self._lock = threading.RLock()
         self._guard: InterruptGuard | None = None  # set inside fit's loop
+        self._governor: threads.Governor | None = None  # likewise (see layerwise.threads)
         self._layer_names: set[str] = set()
         #: names of the output classes (e.g. string labels read from a CSV), saved with the model
         self.class_names: list[Any] | None = None
@@ -415,7 +416,7 @@ class Sequential:
         # parameters unpickle as separate arrays (views become copies): pack them again
         state = dict(self.__dict__)
         state.update(_param_list=[], _grad_list=[], _flat_params=None, _guard=None,
-                     _buffer_depth=0)
+                     _governor=None, _buffer_depth=0)
         state.pop("_lock", None)
         return state
 
@@ -637,12 +638,13 @@ class Sequential:
             orders = lambda epoch: np.random.default_rng([int(seed), epoch])  # noqa: E731
         # a diverging run is reported once, by NonFiniteLossError, not by NumPy warnings
         with self._lock, np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                self._reusing_buffers(), InterruptGuard() as guard:
-            self._guard = guard
+                self._reusing_buffers(), InterruptGuard() as guard, \
+                threads.governor() as governor:
+            self._guard, self._governor = guard, governor
             try:
                 self._train_epochs(train, val, epochs, initial_epoch, orders, callback_list)
             finally:
-                self._guard = None
+                self._guard = self._governor = None
         return self.history
 
     def _train_epochs(self, train: Any, val: Any, epochs: int, initial_epoch: int,
@@ -662,6 +664,7 @@ class Sequential:
                     orders: Callable[[int], np.random.Generator | None],
                     callback_list: CallbackList) -> None:
         batch_hooks = callback_list.wants_batches
+        governor = self._governor
         point = StatePoint()
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)
@@ -686,6 +689,8 @@ class Sequential:
                     if self.stop_training:
                         break
                     raise NonFiniteLossError(error.loss, epoch, step, self.optimizer) from None
+                if governor is not None:  # measures the step rate under each thread count
+                    governor.step()
                 count = xb.shape[0]
                 seen += count
                 totals[0] += loss * count

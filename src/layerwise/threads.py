@@ -1,0 +1,176 @@
+"""How many threads the matrix multiplies use inside ``fit``: chosen by measurement.
+
+On a quiet 2-core machine two BLAS threads train config C (784-512-512-10) faster than one.
+When other processes keep the cores busy, the same two threads wait on each other, spinning
+and being descheduled: training measured 0.5-2k samples/s with two OpenBLAS threads against
+18-21k with one (``benchmarks/oversubscribed.py``). No setting is right for both, and the load
+changes while a model trains, so by default ``fit`` measures instead of guessing:
+
+- it runs a short window (about 0.25 s) with every candidate thread count (all cores, half,
+  one) and keeps the one that made the most training steps per second, switching only for a
+  clear (10%) gain;
+- it measures again after a hold that doubles while the choice stays the same (2 s, 4 s, ...
+  up to a minute) and falls back to 2 s when the choice changes, so it follows the load at
+  a cost of about 1% on a quiet machine;
+- fits shorter than one window never change anything; the original thread count is restored
+  when ``fit`` ends.
+
+It governs the library that computes the GEMMs: OpenBLAS (NumPy's) or, when active, MKL
+(``layerwise.blas``), through threadpoolctl. ``set_threads(n)`` (or ``LAYERWISE_THREADS=n``)
+fixes the count instead; ``set_threads(None)`` or ``"auto"`` restores the measurement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["Governor", "fixed", "governor", "set_threads", "threads_setting"]
+
+#: seconds of training per measured window, and the fewest steps that make a window
+WINDOW = 0.25
+MIN_STEPS = 5
+#: seconds between measurements: the first hold, and the longest
+HOLD_START, HOLD_MAX = 2.0, 60.0
+#: another count must make this many times more steps per second to replace the current one
+SWITCH_GAIN = 1.10
+
+_setting: list[int | None] = [None]
+
+
+def _parse(value: Any) -> int | None:
+    if value is None or value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`threads` must be a positive integer, 'auto' or None. Received: "
+                         f"threads={value!r}")
+    return value
+
+
+def set_threads(threads: int | str | None) -> None:
+    """Fix the GEMM threads used inside ``fit`` to ``threads``, or measure (None, "auto")."""
+    _setting[0] = _parse(threads)
+
+
+def threads_setting() -> int | None:
+    """The fixed thread count, or None when ``fit`` measures."""
+    return _setting[0]
+
+
+@contextlib.contextmanager
+def fixed(threads: int) -> Iterator[None]:
+    """Inside this block ``fit`` uses exactly ``threads`` GEMM threads."""
+    previous = _setting[0]
+    _setting[0] = _parse(threads)
+    try:
+        yield
+    finally:
+        _setting[0] = previous
+
+
+env = os.environ.get("LAYERWISE_THREADS")
+if env:
+    set_threads("auto" if env == "auto" else int(env))
+del env
+
+
+class Governor:
+    """Chooses among ``candidates`` thread counts by the step rate each achieves.
+
+    ``apply(n)`` sets the thread count; ``clock()`` gives seconds (both injectable, so the
+    decisions can be tested with forced timings). Call ``step()`` after every training step.
+    """
+
+    def __init__(self, candidates: list[int], apply: Callable[[int], None],
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.candidates = list(dict.fromkeys(candidates))
+        self.apply, self.clock = apply, clock
+        self.choice = self.candidates[0]
+        self.hold = HOLD_START
+        self.rates: dict[int, float] = {}
+        self.history: list[tuple[dict[int, float], int]] = []  # (rates, choice) per probe
+        self._start_probe()
+
+    def _start_probe(self) -> None:
+        self.rates = {}
+        self.probing = 0  # index of the candidate being measured
+        self._switch(self.candidates[0])
+
+    def _switch(self, threads: int) -> None:
+        self.current = threads
+        self.apply(threads)
+        self.window_start = self.clock()
+        self.steps = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        now = self.clock()
+        elapsed = now - self.window_start
+        if self.probing is None:
+            if elapsed >= self.hold:
+                self._start_probe()
+            return
+        if elapsed < WINDOW or self.steps < MIN_STEPS:
+            return
+        self.rates[self.current] = self.steps / elapsed
+        self.probing += 1
+        if self.probing < len(self.candidates):
+            self._switch(self.candidates[self.probing])
+            return
+        best = max(self.rates, key=self.rates.__getitem__)
+        if best != self.choice and self.rates[best] < SWITCH_GAIN * self.rates[self.choice]:
+            best = self.choice  # not a clear gain: keep the current choice
+        self.hold = min(2 * self.hold, HOLD_MAX) if best == self.choice else HOLD_START
+        self.choice = best
+        self.history.append((dict(self.rates), best))
+        self.probing = None
+        self._switch(best)
+
+
+def _controller() -> Any | None:
+    """threadpoolctl's controller of the library computing the GEMMs, or None."""
+    from . import blas
+
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    api = "mkl" if blas.active is not None else "openblas"
+    cached = _controllers.get(api)
+    if cached is None:
+        cached = _controllers[api] = ThreadpoolController().select(internal_api=api)
+    return cached if cached.lib_controllers else None
+
+
+_controllers: dict[str, Any] = {}
+#: [the measurements of the last fit's governor]: a list of ({threads: steps/s}, choice)
+last_history: list[list[tuple[dict[int, float], int]]] = []
+
+
+@contextlib.contextmanager
+def governor() -> Iterator[Governor | None]:
+    """The governor for one ``fit`` (None where there is nothing to choose: one core, a fixed
+    setting, no threadpoolctl, or a non-NumPy backend); restores the thread count after."""
+    from .backend import backend_name
+
+    fixed_threads = _setting[0]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+    controller = _controller() if backend_name() == "numpy" else None
+    if controller is None or (fixed_threads is None and cores < 2):
+        yield None
+        return
+    limiter = controller.limit(limits=fixed_threads or cores)  # restored on exit
+    try:
+        if fixed_threads is not None:
+            yield None
+            return
+        chooser = Governor([cores, max(1, cores // 2), 1],
+                           lambda n: controller.limit(limits=n))
+        last_history[:] = [chooser.history]  # for inspection after fit
+        yield chooser
+    finally:
+        limiter.restore_original_limits()

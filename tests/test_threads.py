@@ -1,0 +1,121 @@
+"""layerwise.threads: GEMM thread counts inside fit chosen by the measured step rate."""
+
+import numpy as np
+import pytest
+
+from layerwise import threads
+from layerwise.layers import Dense
+from layerwise.models import Sequential
+
+
+class _Machine:
+    """A fake clock: each step takes ``seconds_per_step[threads]``."""
+
+    def __init__(self, seconds_per_step):
+        self.seconds_per_step = seconds_per_step
+        self.now = 0.0
+        self.threads = None
+        self.applied = []
+
+    def apply(self, n):
+        self.threads = n
+        self.applied.append(n)
+
+    def clock(self):
+        return self.now
+
+    def run(self, governor, seconds):
+        end = self.now + seconds
+        while self.now < end:
+            self.now += self.seconds_per_step[self.threads]
+            governor.step()
+
+
+def test_quiet_machine_keeps_all_cores():
+    machine = _Machine({2: 0.001, 1: 0.002})
+    governor = threads.Governor([2, 1, 1], machine.apply, machine.clock)
+    assert governor.candidates == [2, 1]
+    machine.run(governor, 1.0)
+    assert governor.choice == 2 and machine.threads == 2
+    assert governor.history[0][1] == 2
+
+
+def test_a_loaded_machine_switches_to_one_thread_and_back():
+    machine = _Machine({2: 0.001, 1: 0.002})
+    governor = threads.Governor([2, 1], machine.apply, machine.clock)
+    machine.run(governor, 1.0)
+    assert governor.choice == 2
+    machine.seconds_per_step = {2: 0.05, 1: 0.003}  # other processes took the cores
+    machine.run(governor, 10.0)
+    assert governor.choice == 1 and machine.threads == 1
+    machine.seconds_per_step = {2: 0.001, 1: 0.002}  # and left
+    machine.run(governor, 10.0)
+    assert governor.choice == 2 and machine.threads == 2
+
+
+def test_small_differences_do_not_switch():
+    machine = _Machine({2: 0.00100, 1: 0.00097})  # 1 thread 3% faster: not a clear gain
+    governor = threads.Governor([2, 1], machine.apply, machine.clock)
+    machine.run(governor, 5.0)
+    assert governor.choice == 2 and all(choice == 2 for _, choice in governor.history)
+
+
+def test_the_hold_doubles_while_the_choice_stays_and_caps():
+    machine = _Machine({2: 0.001, 1: 0.002})
+    governor = threads.Governor([2, 1], machine.apply, machine.clock)
+    machine.run(governor, 400.0)
+    assert governor.hold == threads.HOLD_MAX
+    # measurements are rare once stable: the time spent on one thread is small
+    probes = len(governor.history)
+    assert 8 <= probes <= 15
+
+
+def test_short_fits_change_nothing():
+    machine = _Machine({2: 0.001, 1: 0.0001})
+    governor = threads.Governor([2, 1], machine.apply, machine.clock)
+    machine.run(governor, 0.2)  # shorter than one window
+    assert machine.applied == [2]
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "two", True])
+def test_set_threads_validates(value):
+    with pytest.raises(ValueError, match="`threads` must be a positive integer"):
+        threads.set_threads(value)
+
+
+def _threadpool_threads():
+    from threadpoolctl import threadpool_info
+
+    return [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]
+
+
+def _model():
+    model = Sequential([Dense(32, activation="relu", input_dim=8), Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_fit_restores_the_thread_count_and_fixed_settings_hold(monkeypatch):
+    pytest.importorskip("threadpoolctl")
+    x = np.random.default_rng(0).normal(size=(256, 8)).astype("float32")
+    y = np.zeros(256, dtype=int)
+    before = _threadpool_threads()
+    seen = []
+    monkeypatch.setattr(threads, "WINDOW", 0.0)
+    monkeypatch.setattr(threads, "MIN_STEPS", 1)
+    original = threads.Governor.__init__
+
+    def recording(self, candidates, apply, clock=None):
+        def spy(n):
+            seen.append(n)
+            apply(n)
+        original(self, candidates, spy, *(() if clock is None else (clock,)))
+    monkeypatch.setattr(threads.Governor, "__init__", recording)
+    _model().fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert _threadpool_threads() == before
+    if len(set(seen)) > 1:  # a machine of 2 or more cores measured each count
+        assert 1 in seen
+    seen.clear()
+    with threads.fixed(1):
+        _model().fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert seen == [] and _threadpool_threads() == before
