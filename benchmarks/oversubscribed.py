@@ -23,9 +23,9 @@ from threadpoolctl import threadpool_limits
 
 os.environ.setdefault("LAYERWISE_BLAS", "numpy")
 
-import layerwise as lw  # noqa: E402
-from layerwise.callbacks import Callback  # noqa: E402
-from layerwise.layers import Dense  # noqa: E402
+import layerwise as lw
+from layerwise.callbacks import Callback
+from layerwise.layers import Dense
 
 
 def _burn(deadline: float) -> None:
