@@ -517,6 +517,35 @@ def test_temporary_files_of_killed_writers_are_removed(tmp_path):
     assert not stale.exists() and mine.exists()
 
 
+def test_kill_9_during_saves_always_leaves_a_loadable_file(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "m.safetensors"
+    _saved_model().save(path)
+    writer = (
+        "import sys, numpy as np\n"
+        "from layerwise.layers import Dense\n"
+        "from layerwise.models import Sequential\n"
+        "m = Sequential([Dense(512, input_dim=512), Dense(512), Dense(3)])\n"
+        "print('ready', flush=True)\n"
+        "while True:\n"
+        "    m.save(sys.argv[1])\n")
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, "-c", writer, str(path)],
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(float(rng.uniform(0.05, 0.3)))  # somewhere inside some save
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        load_model(path)  # the old file or a whole new one, never half of one
+    _saved_model().save(path)  # the next save removes the killed writers' temporary files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+
+
 def test_an_unsavable_learning_rate_is_refused_before_training(tmp_path):
     x, y = _data()
     model = _model(optimizer=SGD(learning_rate=lambda step: 0.01))
