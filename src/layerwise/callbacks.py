@@ -32,6 +32,14 @@ __all__ = [
 Logs = dict[str, Any]
 
 
+def _say(*args: Any) -> None:
+    """Print a callback's message: on rank 0 only under ``layerwise.distributed``."""
+    from . import distributed
+
+    if distributed.is_chief():
+        print(*args)
+
+
 class Callback:
     """Base class; override the hooks you need. ``self.model`` is set by ``fit``."""
 
@@ -261,7 +269,7 @@ class EarlyStopping(_Monitoring):
 
     def on_train_end(self, logs: Logs | None = None) -> None:
         if self.stopped_epoch and self.verbose:
-            print(f"Epoch {self.stopped_epoch + 1}: early stopping "
+            _say(f"Epoch {self.stopped_epoch + 1}: early stopping "
                   f"(best {self.monitor} {self.best:.4f} at epoch {self.best_epoch + 1})")
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
@@ -291,7 +299,7 @@ class LearningRateScheduler(Callback):
         lr = self.schedule(epoch, self.model.optimizer.current_learning_rate())
         _set_learning_rate(self.model, lr, "LearningRateScheduler")
         if self.verbose:
-            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr:.6g}.")
+            _say(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr:.6g}.")
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if logs is not None:
@@ -352,7 +360,7 @@ class ReduceLROnPlateau(_Monitoring):
                 new_lr = max(lr * self.factor, self.min_lr)
                 _set_learning_rate(self.model, new_lr, "ReduceLROnPlateau")
                 if self.verbose:
-                    print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                    _say(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
                           f"{new_lr:.6g}.")
                 self.cooldown_counter, self.wait = self.cooldown, 0
 
@@ -395,7 +403,7 @@ class ModelCheckpoint(_Monitoring):
                              f"from the logs ({', '.join(logs)}): {exc}") from None
         self.model.save(path)
         if self.verbose:
-            print(f"Epoch {epoch + 1}: saved model to {path}")
+            _say(f"Epoch {epoch + 1}: saved model to {path}")
 
 
 class TerminateOnNaN(Callback):
@@ -411,11 +419,11 @@ class TerminateOnNaN(Callback):
         logs = logs or {}
         loss = logs.get("loss")
         if logs.get("nonfinite_weights"):
-            print(f"Batch {batch}: the update made weights non-finite; rolled back to the "
+            _say(f"Batch {batch}: the update made weights non-finite; rolled back to the "
                   "start of the epoch, terminating training")
             self.model.stop_training = True
         elif loss is not None and not math.isfinite(loss):
-            print(f"Batch {batch}: invalid loss {loss}, terminating training")
+            _say(f"Batch {batch}: invalid loss {loss}, terminating training")
             self.model.stop_training = True
 
 
@@ -438,6 +446,10 @@ class CSVLogger(Callback):
         self._writer: Any = None
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
+        from . import distributed
+
+        if not distributed.is_chief():  # one file, written by rank 0
+            return
         exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename)
         self._header_written = bool(exists)
         self._file = open(self.filename, "a" if self.append else "w", newline="",
@@ -445,6 +457,8 @@ class CSVLogger(Callback):
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         logs = logs or {}
+        if self._file is None:
+            return
         if self._writer is None:
             self._keys = sorted(logs)
             self._writer = csv.writer(self._file, delimiter=self.separator)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import activations, blas, data, losses, optimizers, threads
+from . import activations, blas, data, distributed, losses, optimizers, threads
 from . import metrics as metrics_module
 from .backend import to_numpy, xp
 from .callbacks import Callback, CallbackList, History, ProgbarLogger, format_logs
@@ -84,6 +84,11 @@ class Sequential:
         self._param_list: list[Any] = []  # params/grads as handed to the optimizer
         self._grad_list: list[Any] = []
         self._flat_params: Any = None  # the buffer the parameters tile, when packed
+        #: the gradient buffer, with ``_grad_tail`` trailing elements that carry the loss and
+        #: the sample count in the same allreduce under ``layerwise.distributed``
+        self._grad_buffer: Any = None
+        self._grad_tail = 0
+        self._strategy: Any = None  # the distributed context during fit, evaluate
         self._check_every = 1  # steps between weight checks (see guards.check_interval)
         self._buffer_depth = 0
         #: held by the call using the layers' own per-batch state (fit, or one inference
@@ -292,11 +297,19 @@ class Sequential:
         """
         if not self._param_list:
             self._prepare_step()
-        loss, y_pred = self.compute_gradients(x, y, sample_weight)
-        if not math.isfinite(loss):
-            raise NonFiniteLossError(loss)
-        if self.gradient_reducer is not None:
+        strategy = self._strategy
+        if strategy is not None and x.shape[0] == 0:  # an empty part of a global batch
+            loss, y_pred = 0.0, None
+            for grad in self._grad_list:
+                grad[...] = 0.0
+        else:
+            loss, y_pred = self.compute_gradients(x, y, sample_weight)
+        if strategy is not None:  # the global batch's gradient and loss, on every rank
+            loss = strategy.reduce_step(self, loss, x.shape[0])
+        elif self.gradient_reducer is not None:
             self.gradient_reducer(self._grad_list)
+        if not math.isfinite(loss):  # under layerwise.distributed: the global loss
+            raise NonFiniteLossError(loss)
         guard = self._guard
         if guard is None:
             self.optimizer.apply(self._param_list, self._grad_list)
@@ -391,13 +404,14 @@ class Sequential:
         params = self.params
         if not params or len({p.dtype for p in params}) != 1:
             self._param_list, self._grad_list = params, self.grads
-            self._flat_params = None
+            self._flat_params = self._grad_buffer = None
             self._check_every = check_interval(sum(int(p.size) for p in params))
             return
-        if tiling_base(params) is None or tiling_base(self.grads) is None:
+        tail = self._grad_tail
+        if tiling_base(params) is None or tiling_base(self.grads, tail) is None:
             total = sum(p.size for p in params)
             flat_params = xp.empty(total, dtype=params[0].dtype)
-            flat_grads = xp.zeros(total, dtype=params[0].dtype)
+            flat_grads = xp.zeros(total + tail, dtype=params[0].dtype)
             offset = 0
             for layer in self.layers:
                 for name, param in layer.params.items():
@@ -410,13 +424,15 @@ class Sequential:
         if [id(p) for p in self._param_list] != [id(p) for p in self.params]:
             self._param_list, self._grad_list = self.params, self.grads
         self._flat_params = tiling_base(self._param_list)
+        grads = tiling_base(self._grad_list, tail)
+        self._grad_buffer = None if grads is None else (grads.base if tail else grads)
         self._check_every = check_interval(sum(int(p.size) for p in self._param_list))
 
     def __getstate__(self) -> dict[str, Any]:
         # parameters unpickle as separate arrays (views become copies): pack them again
         state = dict(self.__dict__)
         state.update(_param_list=[], _grad_list=[], _flat_params=None, _guard=None,
-                     _governor=None, _buffer_depth=0)
+                     _governor=None, _buffer_depth=0, _grad_buffer=None, _strategy=None)
         state.pop("_lock", None)
         return state
 
@@ -607,6 +623,9 @@ class Sequential:
             raise TypeError(f"`shuffle` must be True or False. Received: shuffle={shuffle!r}")
         if seed is not None and not isinstance(seed, np.random.Generator):
             make_rng(seed)  # validates
+        context = distributed.current()
+        if context is not None:  # data-parallel: see layerwise.distributed
+            seed = self._distributed_checks(context, x, validation_data, seed)
         if any(getattr(cb, "writes_model_files", False) for cb in callbacks or []):
             from .saving import check_savable
 
@@ -618,7 +637,7 @@ class Sequential:
 
         self.history = History()
         cbs = [*(callbacks or []), self.history]
-        if verbose:
+        if verbose and distributed.is_chief():  # one progress line per epoch, from rank 0
             cbs.append(ProgbarLogger(verbose))
         keys = list(self._logs(np.zeros(1 + len(self.metrics))))
         params = {"epochs": epochs, "steps": train.steps, "batch_size": batch_size,
@@ -627,6 +646,11 @@ class Sequential:
         callback_list = CallbackList(cbs, self, params)
         self.stop_training = False
         self._prepare_step()
+        if context is not None:
+            context.broadcast_model(self)  # every rank starts from rank 0's state
+            for source in (train, val):
+                if source is not None:
+                    source.shard = context.shard
         # the order of epoch e: from (seed, e) for an int seed, so a run resumed with
         # initial_epoch continues the same orders; else from the given or global generator
         if not shuffle:
@@ -640,11 +664,11 @@ class Sequential:
         with self._lock, np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
                 self._reusing_buffers(), InterruptGuard() as guard, \
                 threads.governor() as governor:
-            self._guard, self._governor = guard, governor
+            self._guard, self._governor, self._strategy = guard, governor, context
             try:
                 self._train_epochs(train, val, epochs, initial_epoch, orders, callback_list)
             finally:
-                self._guard = self._governor = None
+                self._guard = self._governor = self._strategy = None
         return self.history
 
     def _train_epochs(self, train: Any, val: Any, epochs: int, initial_epoch: int,
@@ -664,9 +688,12 @@ class Sequential:
                     orders: Callable[[int], np.random.Generator | None],
                     callback_list: CallbackList) -> None:
         batch_hooks = callback_list.wants_batches
-        governor = self._governor
+        governor, strategy = self._governor, self._strategy
         point = StatePoint()
         for epoch in range(initial_epoch, epochs):
+            if strategy is not None:
+                strategy.seed_noise(epoch)
+            train.epoch = epoch  # a Sequence learns the epoch (see data.Sequence)
             callback_list.on_epoch_begin(epoch)
             point.take(self._live_params(), self.optimizer)
             totals = np.zeros(1 + len(self.metrics))
@@ -695,12 +722,16 @@ class Sequential:
                 seen += count
                 totals[0] += loss * count
                 for i, metric in enumerate(self.metrics, start=1):
-                    totals[i] += float(metric.per_sample(yb, y_pred).sum())
+                    if count:
+                        totals[i] += float(metric.per_sample(yb, y_pred).sum())
                 if batch_hooks:  # running means over the epoch so far, as Keras reports
                     callback_list.on_train_batch_end(step, {**self._logs(totals / seen),
                                                             "size": count})
                 if self.stop_training:
                     break
+            if strategy is not None:  # every rank logs the same epoch means
+                reduced = strategy.sum(np.append(totals, seen))
+                totals, seen = reduced[:-1], reduced[-1]
             if seen == 0:
                 break
             if self._check_every > 1 and not self.stop_training and not self.weights_finite():
@@ -710,7 +741,7 @@ class Sequential:
                 break
             logs = self._logs(totals / seen)
             if val is not None:
-                logs.update(self._evaluate_source(val, prefix="val_"))
+                logs.update(self._evaluate_source(val, prefix="val_", strategy=strategy))
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
@@ -738,6 +769,20 @@ class Sequential:
             restored=f"The weights and optimizer state were rolled back to the start of "
                      f"epoch {epoch + 1}.") from None
 
+    def _distributed_checks(self, context: Any, x: Any, validation_data: Any,
+                            seed: Any) -> int:
+        """What data-parallel fit needs: batches every rank can split the same way, and a
+        seed every rank shares. Returns the seed of the epoch orders."""
+        for value in (x, validation_data):
+            if data.is_stream(value) and not isinstance(value, data.Sequence):
+                raise ValueError(_NO_GENERATORS)
+        if isinstance(seed, np.random.Generator):
+            raise ValueError("Under layerwise.distributed, `seed` must be an int that every "
+                             "rank passes (or None: the job's shared seed). Received: a "
+                             "numpy Generator")
+        self._grad_tail = 2 if context.size > 1 else 0  # the loss and count ride along
+        return context.seed if seed is None else seed
+
     def _live_params(self) -> list[Any]:
         return [self._flat_params] if self._flat_params is not None else self.params
 
@@ -761,13 +806,16 @@ class Sequential:
         return {prefix + name: float(v) for name, v in zip(names, means)}
 
     def _evaluate_source(self, source: Any, prefix: str = "",
-                         layers: list[Layer] | None = None) -> dict[str, float]:
+                         layers: list[Layer] | None = None, strategy: Any = None
+                         ) -> dict[str, float]:
         """Loss and metrics over every batch of ``source``, in inference mode (through
-        ``layers``, see ``forward``)."""
+        ``layers``, see ``forward``; summed over the ranks of ``strategy``)."""
         layers = self.layers if layers is None else layers
         totals = np.zeros(1 + len(self.metrics))
         seen = 0
         for xb, yb, wb in source.batches(None):
+            if xb.shape[0] == 0:  # an empty part of a batch split across ranks
+                continue
             y_pred = self.forward(xb, training=False, layers=layers)
             if self._fused is not None:
                 totals[0] += self._fused(yb, layers[-1]._z, wb) * xb.shape[0]
@@ -776,6 +824,9 @@ class Sequential:
             for i, metric in enumerate(self.metrics, start=1):
                 totals[i] += float(metric.per_sample(yb, y_pred).sum())
             seen += xb.shape[0]
+        if strategy is not None:
+            reduced = strategy.sum(np.append(totals, seen))
+            totals, seen = reduced[:-1], reduced[-1]
         if seen == 0:
             raise ValueError("The evaluation data yielded no batches.")
         means = totals / seen
@@ -803,8 +854,13 @@ class Sequential:
         source = self._source(x, y, sample_weight, class_weight, batch_size, preprocess, steps,
                               streaming=streaming)
         self._resolve_metrics()
+        context = distributed.current()
+        if context is not None:  # every rank evaluates its part; the sums are reduced
+            if isinstance(source, data.IteratorSource):
+                raise ValueError(_NO_GENERATORS)
+            source.shard = context.shard
         with self._inference_layers() as layers:
-            logs = self._evaluate_source(source, layers=layers)
+            logs = self._evaluate_source(source, layers=layers, strategy=context)
         if verbose:
             print(format_logs(logs))
         values = list(logs.values())
@@ -957,6 +1013,12 @@ def load_model(filepath: str, compile: bool = True, restore_random_state: bool =
 
     return _load(filepath, compile=compile, restore_random_state=restore_random_state,
                  custom_objects=custom_objects)
+
+
+_NO_GENERATORS = (
+    "Under layerwise.distributed, data must be arrays, memmaps or a layerwise.data.Sequence, "
+    "whose batches every rank can split the same way; a generator cannot be split. Wrap it "
+    "in a Sequence.")
 
 
 def _part(array: Any, start: int | None, stop: int | None) -> Any:

@@ -26,8 +26,10 @@ def _pyplot() -> Any:
 
 
 def _finish(fig: Any, path: str | os.PathLike[str] | None) -> Any:
+    from . import distributed
+
     fig.tight_layout()
-    if path is not None:
+    if path is not None and distributed.is_chief():  # one file, from rank 0
         from .saving import atomic_write
 
         buffer = io.BytesIO()

@@ -78,10 +78,15 @@ def save_model(model: Any, filepath: str | os.PathLike[str]) -> None:
     Refuses (ValueError, before writing anything) a model that is not built, whose weights
     hold NaN or infinity, or whose configuration cannot be stored.
     """
+    from . import distributed
+
     path = os.fspath(filepath)
     if not model.built:
         raise ValueError("The model is not built: call build(input_dim), fit or predict "
                          "before saving, so its weights exist.")
+    context = distributed.current()
+    if context is not None and not context.is_chief:
+        return  # one file, written by rank 0 (every rank holds the same weights)
     tensors: dict[str, np.ndarray] = {}
     for i, layer in enumerate(model.layers):
         for name, param in layer.params.items():
@@ -104,6 +109,8 @@ def save_model(model: Any, filepath: str | os.PathLike[str]) -> None:
         value = getattr(model, key)
         if value is not None:
             metadata[key] = json.dumps([_json_scalar(v) for v in value])
+    if context is not None:  # noise streams are (seed, rank, epoch): the size fixes them
+        metadata["world_size"] = str(context.size)
     if getattr(model, "target_name", None) is not None:
         metadata["target_name"] = json.dumps(str(model.target_name))
     if model.optimizer is not None:
@@ -323,6 +330,8 @@ def load_model(filepath: str | os.PathLike[str], compile: bool = True,
         if target is not None and not isinstance(target, str):
             raise ValueError(f"{path}: target_name must be a string. Received: {target!r}")
         model.target_name = target
+        world = metadata.get("world_size")
+        model.saved_world_size = int(world) if world and world.isdigit() else None
         if compile and "compile_config" in metadata:
             _restore_compile(model, metadata, tensors, path)
     if restore_random_state:

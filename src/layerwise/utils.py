@@ -56,6 +56,12 @@ def set_random_seed(seed: int) -> None:
     np.random.seed(int(seed) % 2**32)
 
 
+def _set_global_rng(rng: np.random.Generator) -> None:
+    """Replace the generator used wherever no ``seed=`` was given (layerwise.distributed)."""
+    global _GLOBAL_RNG
+    _GLOBAL_RNG = rng
+
+
 def global_rng() -> np.random.Generator:
     """The generator used wherever no ``seed=`` was given."""
     return _GLOBAL_RNG

@@ -224,6 +224,17 @@ class Layer:
                 )
             param[...] = xp.asarray(value, dtype=param.dtype)
 
+    def get_constants(self) -> dict[str, Any]:
+        """Non-trainable state computed from data (e.g. Normalization's mean and variance),
+        which data-parallel training broadcasts from rank 0; {} for most layers."""
+        return {}
+
+    def set_constants(self, values: dict[str, Any]) -> None:
+        """Set what ``get_constants`` returns (and rebuild what depends on it)."""
+        if values:
+            raise ValueError(f"Layer {self.name!r} has no constants. Received: "
+                             f"{sorted(values)}")
+
     def count_params(self) -> int:
         return int(sum(p.size for p in self.params.values()))
 

@@ -72,6 +72,20 @@ class Normalization(Layer):
         if self.built:
             self.build(self.input_dim)
 
+    def get_constants(self) -> dict[str, Any]:
+        return {} if self.mean is None else {"mean": self.mean, "variance": self.variance}
+
+    def set_constants(self, values: dict[str, Any]) -> None:
+        mean = np.atleast_1d(np.asarray(values["mean"], dtype=np.float64))
+        variance = np.atleast_1d(np.asarray(values["variance"], dtype=np.float64))
+        if not (np.isfinite(mean).all() and np.isfinite(variance).all()) or \
+                (variance < 0).any() or mean.shape != variance.shape:
+            raise ValueError("Normalization constants must be finite means and variances >= 0 "
+                             "of one length.")
+        self.mean, self.variance = mean, variance
+        if self.built:
+            self.build(self.input_dim)
+
     def build(self, input_dim: int) -> None:
         super().build(input_dim)
         if self.mean is None:

@@ -30,8 +30,12 @@ FLUSH_EVERY = 100
 TINY = 1e-30
 
 
-def tiling_base(arrays: list[Any]) -> Any | None:
-    """The 1-D buffer that ``arrays`` tile exactly, in order, or None."""
+def tiling_base(arrays: list[Any] | None, tail: int | None = 0) -> Any | None:
+    """The 1-D buffer that ``arrays`` tile exactly, in order, or None.
+
+    ``tail``: how many elements the buffer may hold after the arrays (the model's gradient
+    buffer carries two for ``layerwise.distributed``); None allows any number. With a tail
+    the part the arrays tile is returned, a view of the buffer."""
     if not arrays or not hasattr(arrays[0], "__array_interface__"):
         return None
     base = arrays[0].base
@@ -46,7 +50,11 @@ def tiling_base(arrays: list[Any]) -> Any | None:
                 array.__array_interface__["data"][0] != start + offset * base.itemsize:
             return None
         offset += array.size
-    return base if offset == base.size else None
+    if offset == base.size and not tail:
+        return base
+    if tail is None and offset < base.size or tail and offset + tail == base.size:
+        return base[:offset]
+    return None
 
 
 class Optimizer(Configurable):
@@ -125,7 +133,7 @@ class Optimizer(Configurable):
         """Create the slots for ``params`` (called by the first ``apply``): flat buffers
         with per-parameter views when ``params`` and ``grads`` tile flat buffers."""
         flat_params = tiling_base(params)
-        flat_grads = tiling_base(grads) if grads is not None else None
+        flat_grads = tiling_base(grads, tail=None) if grads is not None else None
         if flat_params is not None and flat_grads is not None:
             flat_slots = {name: xp.zeros_like(flat_params) for name in self.slot_names}
             self.slots = {name: [_view_like(flat_slots[name], flat_params, p) for p in params]
@@ -169,7 +177,8 @@ class Optimizer(Configurable):
             self.clip(grads)
         lr = self.current_learning_rate()
         flat = self._flat
-        if flat is not None and (grads is self._grads_seen or tiling_base(grads) is flat[1]):
+        if flat is not None and (grads is self._grads_seen or _same(tiling_base(grads, None),
+                                                                     flat[1])):
             self._grads_seen = grads
             self.update(flat[0], flat[1], lr, flat[2])
         else:
@@ -280,6 +289,13 @@ class Optimizer(Configurable):
 
             config["learning_rate"] = schedules.get(config["learning_rate"])
         return cls(**config)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two 1-D arrays are the same memory (views made at different times)."""
+    return a is not None and (a is b or (
+        a.shape == b.shape and a.__array_interface__["data"][0]
+        == b.__array_interface__["data"][0]))
 
 
 def _rescale(grad: Any, limit: float, norm: float) -> None:
