@@ -18,11 +18,11 @@ import pytest
 
 pytest.importorskip("mpi4py", reason="pip install 'layerwise[mpi]'")
 
-import layerwise as lw  # noqa: E402
-from layerwise import data, threads  # noqa: E402
+import layerwise as lw
+from layerwise import data, threads
 
 sys.path.insert(0, str(Path(__file__).parent))
-import mpi_cases  # noqa: E402
+import mpi_cases
 
 CASES = Path(__file__).parent / "mpi_cases.py"
 

@@ -52,7 +52,7 @@ def tiling_base(arrays: list[Any] | None, tail: int | None = 0) -> Any | None:
         offset += array.size
     if offset == base.size and not tail:
         return base
-    if tail is None and offset < base.size or tail and offset + tail == base.size:
+    if (tail is None and offset < base.size) or (tail and offset + tail == base.size):
         return base[:offset]
     return None
 
