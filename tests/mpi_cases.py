@@ -53,6 +53,37 @@ class Rows(data.Sequence):
         return self.x[part], self.y[part]
 
 
+class RankRows(Rows):
+    """A Sequence that reads only this rank's rows of each global batch, and records the
+    epochs and ranks fit told it."""
+
+    shards_by_rank = True
+
+    def __init__(self, x, y, batch):
+        super().__init__(x, y, batch)
+        self.told = []
+
+    def __getitem__(self, i):
+        self.told.append((self.epoch, self.rank, self.world_size))
+        x, y = super().__getitem__(i)
+        part = data.share(len(x), self.rank, self.world_size)
+        return x[part], y[part]
+
+
+def case_sequence_shards(ctx, out):
+    x, y = dataset(1001)
+    runs = {}
+    for name, sequence in (("split", Rows(x, y, 64)), ("by_rank", RankRows(x, y, 64))):
+        lw.utils.set_random_seed(SEED)
+        net = model("adam")
+        net.fit(sequence, epochs=2, verbose=0, seed=7)
+        runs[name] = weights_digest(net)
+    told = sorted(set(sequence.told))
+    if ctx.is_chief:
+        with open(os.path.join(out, "sequence.json"), "w") as handle:
+            json.dump({"runs": runs, "told": told}, handle)
+
+
 def weights_digest(net):
     return hashlib.sha256(b"".join(w.tobytes() for w in net.get_weights())).hexdigest()
 

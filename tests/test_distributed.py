@@ -192,3 +192,31 @@ def test_adapt_combines_every_ranks_rows(tmp_path):
 
 def test_outside_a_job_nothing_changes():
     assert lw.distributed.current() is None and lw.distributed.is_chief()
+
+
+def test_a_sequence_learns_epoch_and_rank_and_may_read_only_its_rows(tmp_path):
+    launch(2, "sequence_shards", tmp_path)
+    facts = json.loads((tmp_path / "sequence.json").read_text())
+    assert facts["runs"]["split"] == facts["runs"]["by_rank"]
+    assert facts["told"] == [[0, 0, 2], [1, 0, 2]]  # rank 0's view: epochs 0 and 1 of 2 ranks
+
+
+def test_the_command_line_trains_data_parallel(tmp_path):
+    command = [_mpiexec(), "-n", "2", sys.executable, "-m", "layerwise", "train", "--dataset",
+               "xor", "--hidden", "8", "--epochs", "3", "--distributed", "--out",
+               str(tmp_path), "--no-plot", "--verbose", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("trained 3 epochs") == 1  # rank 0 reports, once
+    assert result.stdout.count("Epoch 2/3") == 1
+    assert lw.load_model(tmp_path / "model.safetensors").saved_world_size == 2
+
+
+def test_the_distributed_example_runs_under_two_ranks(tmp_path):
+    example = Path(__file__).parent.parent / "examples" / "distributed_mnist.py"
+    result = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(example), "--epochs",
+                             "2", "--out", str(tmp_path)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    accuracy = float(result.stdout.split("test accuracy ")[1].split()[0])
+    assert accuracy > 0.85

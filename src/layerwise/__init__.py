@@ -13,6 +13,7 @@ from . import (
     activations,
     backend,
     callbacks,
+    distributed,
     initializers,
     layers,
     losses,
@@ -28,7 +29,8 @@ from .models import Sequential
 from .saving import load_model
 
 __all__ = [
-    "Sequential", "load_model", "activations", "backend", "callbacks", "initializers",
+    "Sequential", "load_model", "activations", "backend", "callbacks", "distributed",
+    "initializers",
     "layers", "losses", "metrics", "models", "optimizers", "regularizers", "threads", "utils",
     "__version__",
 ]

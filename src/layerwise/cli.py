@@ -272,10 +272,13 @@ def _format_confusion(matrix: np.ndarray, labels: list[str]) -> str:
 @click.option("--plot/--no-plot", default=True, show_default=True,
               help="save the training curves as a PNG (needs matplotlib)")
 @click.option("--verbose", type=click.IntRange(0, 2), default=1, show_default=True)
+@click.option("--distributed", is_flag=True,
+              help="data-parallel over the ranks of an MPI job: mpiexec -n 4 layerwise train "
+              "--distributed (needs layerwise[mpi]); --batch-size is the global batch")
 def train(data: str | None, dataset: str | None, target: str | None, task: str, hidden: str,
           activation: str, optimizer: str, lr: float | None, batch_size: int, epochs: int,
           dropout: float, l2: float, validation_split: float, patience: int, seed: int,
-          out: str, plot: bool, verbose: int) -> None:
+          out: str, plot: bool, verbose: int, distributed: bool) -> None:
     """Train a network on DATA (.csv/.npy/.npz) or a bundled data set and save it.
 
     With no arguments: the seed's handwriting network on the MNIST subset. The defaults
@@ -289,6 +292,10 @@ def train(data: str | None, dataset: str | None, target: str | None, task: str, 
 
     check_writable_folder(out)  # before training, not after it
     lw.utils.set_random_seed(seed)
+    if distributed:
+        context = lw.distributed.init(seed=seed)
+        if not context.is_chief:  # rank 0 reports; the others train quietly
+            sys.stdout = open(os.devnull, "w")
     units = _parse_hidden(hidden)
     source = _load_data(data, dataset, target, seed)
     inferred = data is not None and task == "auto"
@@ -450,19 +457,40 @@ def evaluate(model: str, data: str | None, dataset: str | None, target: str | No
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.argument("data", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="write the predictions to this CSV file (default: standard output)")
+@click.argument("data", type=click.Path())
+@click.option("-o", "--output", type=click.Path(),
+              help="write the predictions to this CSV file (default: standard output); for "
+              "a folder DATA, the folder for one CSV per input file")
 @click.option("--target", help="a target column in DATA to ignore (.npy: 'last' drops the "
               "last column); the model's own target column is ignored by itself")
-def predict(model: str, data: str, output: str | None, target: str | None) -> None:
+@click.option("--scheduler", help="a Dask scheduler's address (tcp://host:8786): predict a "
+              "folder DATA on that cluster, a file per task (needs layerwise[dask])")
+def predict(model: str, data: str, output: str | None, target: str | None,
+            scheduler: str | None) -> None:
     """Predict DATA (.csv/.npy/.npz, features only or with a target column) with MODEL.
 
     Classification: the class and one probability column per class; regression: the value.
+    DATA may be a folder of such files: each gets OUTPUT/<name>.csv.
     """
     net = _load(model)
+    if os.path.isdir(data):
+        _predict_folder(model, net, data, output, target, scheduler)
+        return
+    if scheduler is not None:
+        raise click.UsageError("--scheduler predicts a folder of files; DATA is one file.")
     x, _ = _features_for(net, data, target, need_target=False)
-    outputs = net.predict(x)
+    text, count = _prediction_csv(net, net.predict(x))
+    if output:
+        from .saving import atomic_write
+
+        atomic_write(output, text.encode("utf-8"))
+        click.echo(f"wrote {count} predictions to {output}")
+    else:
+        sys.stdout.write(text)
+
+
+def _prediction_csv(net: Any, outputs: np.ndarray) -> tuple[str, int]:
+    """The CSV text of ``outputs`` (class and probabilities, or values) and its row count."""
     classifier = net.loss is not None and "crossentropy" in net.loss.name
     if classifier:
         probabilities = (np.hstack([1 - outputs, outputs]) if outputs.shape[1] == 1
@@ -479,13 +507,27 @@ def predict(model: str, data: str, output: str | None, target: str | None) -> No
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    if output:
-        from .saving import atomic_write
+    return text.getvalue(), len(rows)
 
-        atomic_write(output, text.getvalue().encode("utf-8"))
-        click.echo(f"wrote {len(rows)} predictions to {output}")
-    else:
-        sys.stdout.write(text.getvalue())
+
+def _predict_folder(model: str, net: Any, folder: str, output: str | None,
+                    target: str | None, scheduler: str | None) -> None:
+    from .dask import predict_files
+    from .saving import atomic_write, check_writable_folder
+
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                   if f.lower().endswith((".csv", ".npy", ".npz")))
+    if not files:
+        raise ValueError(f"{folder} holds no .csv, .npy or .npz files.")
+    if output is None:
+        raise click.UsageError("a folder DATA needs -o OUTPUT, the folder for the results.")
+    check_writable_folder(output)
+    results = predict_files(model, files, scheduler=scheduler, target=target)
+    for path, outputs in zip(files, results):
+        text, count = _prediction_csv(net, outputs)
+        name = os.path.splitext(os.path.basename(path))[0] + ".csv"
+        atomic_write(os.path.join(output, name), text.encode("utf-8"))
+        click.echo(f"wrote {count} predictions to {os.path.join(output, name)}")
 
 
 @cli.command()

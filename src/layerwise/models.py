@@ -776,6 +776,8 @@ class Sequential:
         for value in (x, validation_data):
             if data.is_stream(value) and not isinstance(value, data.Sequence):
                 raise ValueError(_NO_GENERATORS)
+            if isinstance(value, data.Sequence):  # before its first batch is checked
+                value.rank, value.world_size = context.rank, context.size
         if isinstance(seed, np.random.Generator):
             raise ValueError("Under layerwise.distributed, `seed` must be an int that every "
                              "rank passes (or None: the job's shared seed). Received: a "
