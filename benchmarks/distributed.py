@@ -13,6 +13,7 @@ Run once per world size; rank 0 prints the figures:
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -28,7 +29,7 @@ CONFIGS = {"main job": ((784, 500, 500, 10), 100), "C": ((784, 512, 512, 10), 12
 
 
 def n_params(dims):
-    return sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+    return sum(a * b + b for a, b in itertools.pairwise(dims))
 
 
 def allreduce_ms(comm, size):
