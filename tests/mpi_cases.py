@@ -165,6 +165,21 @@ def case_resume(ctx, out):
                        "world_size": resumed.saved_world_size}, handle)
 
 
+def case_broadcast(ctx, out):
+    """Rank 1 starts from other weights, optimizer state and Normalization constants; fit
+    starts every rank from rank 0's."""
+    x, y = dataset(300)
+    norm = Normalization()
+    norm.adapt(x + ctx.rank)  # different constants on each rank
+    net = lw.Sequential([norm, Dense(8, activation="relu"), Dense(3, activation="softmax")])
+    net.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    if ctx.rank == 1:
+        net.set_weights([w + 1.0 for w in net.get_weights()])
+        net.train_on_batch(x[:10], y[:10])  # a built optimizer with its own state
+    net.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    save_weights(ctx, net, out, mean=float(net.layers[0].mean[0]))
+
+
 def case_error(ctx, out):
     x, y = dataset(400)
     if ctx.rank == 1:

@@ -182,6 +182,14 @@ def test_a_failure_on_one_rank_ends_every_rank_with_an_error(tmp_path, case):
     assert expected in result.stdout + result.stderr
 
 
+def test_fit_starts_every_rank_from_rank_0s_state(tmp_path):
+    launch(2, "broadcast", tmp_path)
+    _, facts = _weights(tmp_path)
+    assert len(set(facts["digests"])) == 1
+    x, _ = mpi_cases.dataset(300)
+    assert facts["mean"] == pytest.approx(float(x[:, 0].astype(np.float64).mean()))
+
+
 def test_adapt_combines_every_ranks_rows(tmp_path):
     launch(3, "adapt", tmp_path)
     stats = np.load(tmp_path / "adapt.npz")
@@ -214,9 +222,9 @@ def test_the_command_line_trains_data_parallel(tmp_path):
 
 def test_the_distributed_example_runs_under_two_ranks(tmp_path):
     example = Path(__file__).parent.parent / "examples" / "distributed_mnist.py"
-    result = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(example), "--epochs",
-                             "2", "--out", str(tmp_path)], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "mpi4py",
+                             str(example), "--epochs", "2", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     accuracy = float(result.stdout.split("test accuracy ")[1].split()[0])
     assert accuracy > 0.85

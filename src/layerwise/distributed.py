@@ -128,15 +128,18 @@ class Context:
         for layer, values in zip(model.layers, constants):
             if values:
                 layer.set_constants(values)
+        # the optimizer: every rank takes the same branch, decided by rank 0's state
         optimizer = model.optimizer
-        built = self.comm.bcast((optimizer.built, optimizer.iterations), root=0)
-        if built[0] and optimizer.built:
-            for array in optimizer.state_arrays():
-                self.comm.Bcast(array, root=0)
-        elif built[0] or optimizer.built:  # rank 0's state wins, whatever this rank had
+        chief_has_state = self.comm.bcast(optimizer.built or optimizer._restore is not None,
+                                          root=0)
+        if chief_has_state:
             state = self.comm.bcast(optimizer.get_state() if self.is_chief else None, root=0)
-            optimizer.set_state(state)
-        optimizer.iterations = built[1]
+            if not self.is_chief:
+                optimizer.set_state(state)
+        else:
+            iterations = self.comm.bcast(optimizer.iterations, root=0)
+            if not self.is_chief:
+                optimizer.set_state({"iterations": iterations, "slots": {}})
 
     def adapt(self, layer: Any, data: Any) -> None:
         """``layer.adapt`` (Normalization) on the union of every rank's ``data``: the mean and
