@@ -11,12 +11,14 @@ each lookup, so ``xp.dot`` costs one dictionary lookup, the same as ``numpy.dot`
 from __future__ import annotations
 
 import importlib
+import os
 import types
 from typing import Any
 
 import numpy
 
-__all__ = ["backend_name", "floatx", "set_backend", "set_floatx", "to_numpy", "xp"]
+__all__ = ["backend_name", "floatx", "scalar", "set_backend", "set_floatx", "to_device",
+           "to_numpy", "xp"]
 
 
 class _ArrayNamespace(types.SimpleNamespace):
@@ -41,22 +43,43 @@ _FLOATX = "float32"
 _SUPPORTED_FLOATX = ("float16", "float32", "float64")
 
 
-def set_backend(name: str) -> None:
-    """Select the array library behind ``xp``: ``"numpy"`` (default) or ``"cupy"``."""
-    if name not in _SUPPORTED_BACKENDS:
+def set_backend(name: str | types.ModuleType) -> None:
+    """Select the array library behind ``xp``: ``"numpy"`` (default) or ``"cupy"`` (an NVIDIA
+    GPU). A module object is used as it is (the test suite's strict stand-in for CuPy).
+
+    The environment variable ``LAYERWISE_BACKEND`` sets it at import."""
+    if isinstance(name, types.ModuleType):
+        module = name
+    elif name not in _SUPPORTED_BACKENDS:
         raise ValueError(
             f"`name` must be one of {list(_SUPPORTED_BACKENDS)}. Received: name={name!r}"
         )
-    try:
-        module = importlib.import_module(name)
-    except ImportError as exc:  # pragma: no cover - depends on the machine
-        raise ImportError(
-            f"The {name!r} backend needs the package {name!r}: pip install 'layerwise[gpu]'"
-        ) from exc
+    elif name == "cupy":
+        module = _load_cupy()
+    else:
+        module = numpy
     xp._load(module)
     from . import blas  # imported here: blas imports this module
 
     blas._on_backend_change()
+
+
+def _load_cupy() -> types.ModuleType:
+    """CuPy, after checking that it is installed and sees a GPU."""
+    try:
+        module = importlib.import_module("cupy")
+    except ImportError as exc:
+        raise ImportError(
+            "The 'cupy' backend needs the package 'cupy': pip install 'layerwise[gpu]' "
+            "(CUDA 12) or 'layerwise[gpu-cuda13]' (CUDA 13); `nvidia-smi` shows the CUDA "
+            "version the driver supports") from exc
+    try:
+        count = module.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError: no driver, no device
+        raise RuntimeError(f"CuPy is installed but finds no usable GPU ({exc}).") from None
+    if count < 1:
+        raise RuntimeError("CuPy is installed but finds no GPU.")
+    return module
 
 
 def backend_name() -> str:
@@ -89,7 +112,30 @@ def _is_dtype_like(value: Any) -> bool:
 
 
 def to_numpy(array: Any) -> numpy.ndarray:
-    """Return ``array`` as a NumPy array (copies from the GPU when the backend is CuPy)."""
-    if hasattr(array, "get"):
+    """Return ``array`` as a NumPy array (copies from the GPU when the backend is CuPy): one
+    of the documented points where data leaves the device."""
+    if hasattr(array, "get") and not isinstance(array, numpy.ndarray):
         return array.get()
     return numpy.asarray(array)
+
+
+def to_device(array: Any) -> Any:
+    """``array`` on the active backend's device (no copy when it is there already): the
+    documented point where data enters the device."""
+    if xp.__name__ == "numpy":
+        return array
+    return xp.asarray(array)
+
+
+def scalar(value: Any) -> float:
+    """A device scalar read on the host as a float: a documented transfer point (the loss
+    for the NaN guard and the progress bar). Python and NumPy numbers pass through."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if hasattr(value, "item"):
+        return float(value.item())
+    return float(value)
+
+
+if os.environ.get("LAYERWISE_BACKEND", "numpy") != "numpy":
+    set_backend(os.environ["LAYERWISE_BACKEND"])

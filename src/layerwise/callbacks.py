@@ -492,7 +492,7 @@ class LambdaCallback(Callback):
 _RELU_FAMILY = ("relu", "leaky_relu", "elu", "selu")
 _SATURATING = {  # activation -> test on its outputs y that f'(z) is (near) zero
     "sigmoid": lambda y: (y < 0.01) | (y > 0.99),
-    "tanh": lambda y: np.abs(y) > 0.99,
+    "tanh": lambda y: abs(y) > 0.99,
     "hard_sigmoid": lambda y: (y <= 0.0) | (y >= 1.0),
 }
 
@@ -549,9 +549,9 @@ class GradientMonitor(Callback):
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         self._batches += 1
-        for layer in self._param_layers:
-            total = sum(float((g * g).sum()) for g in layer.grads.values())
-            self._norms[layer.name] += math.sqrt(total)
+        for layer in self._param_layers:  # summed where the gradients are; read per epoch
+            total = sum((g * g).sum() for g in layer.grads.values())
+            self._norms[layer.name] = self._norms[layer.name] + total ** 0.5
         for layer in self._relu:
             active = (layer._z > 0).any(axis=0)
             seen = self._ever_active[layer.name]
@@ -566,14 +566,17 @@ class GradientMonitor(Callback):
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         logs = logs if logs is not None else {}
         figures: dict[str, float] = {}
+        from .backend import scalar, to_numpy
+
         for name, total in self._norms.items():
-            figures[f"grad_norm/{name}"] = total / max(self._batches, 1)
+            figures[f"grad_norm/{name}"] = scalar(total) / max(self._batches, 1)
         for name, active in self._ever_active.items():
             if active is not None:
-                figures[f"dead/{name}"] = float(1.0 - np.mean(active))
+                figures[f"dead/{name}"] = float(1.0 - np.mean(to_numpy(active)))
         for name, count in self._saturated.items():
             if count is not None:
-                figures[f"saturated/{name}"] = float(np.mean(count >= 0.9 * self._samples))
+                figures[f"saturated/{name}"] = float(np.mean(to_numpy(count)
+                                                             >= 0.9 * self._samples))
         for key, value in figures.items():
             self.record.setdefault(key, []).append(value)
         logs.update(figures)

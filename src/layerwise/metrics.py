@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import xp
+from .backend import scalar, xp
 from .registry import Registry
 
 __all__ = [
@@ -37,7 +37,7 @@ class Metric:
         raise NotImplementedError
 
     def __call__(self, y_true: Any, y_pred: Any) -> float:
-        return float(self.per_sample(y_true, y_pred).mean())
+        return scalar(self.per_sample(y_true, y_pred).mean())
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import activations, blas, data, distributed, losses, optimizers, threads
 from . import metrics as metrics_module
-from .backend import to_numpy, xp
+from .backend import scalar, to_device, to_numpy, xp
 from .callbacks import Callback, CallbackList, History, ProgbarLogger, format_logs
 from .guards import (
     InterruptGuard,
@@ -698,7 +698,8 @@ class Sequential:
             point.take(self._live_params(), self.optimizer)
             totals = np.zeros(1 + len(self.metrics))
             seen = 0
-            for step, (xb, yb, wb) in enumerate(train.batches(orders(epoch))):
+            for step, batch in enumerate(train.batches(orders(epoch))):
+                xb, yb, wb = _on_device(batch)  # the batch going in: one documented transfer
                 if batch_hooks:
                     callback_list.on_train_batch_begin(step)
                 try:
@@ -723,7 +724,7 @@ class Sequential:
                 totals[0] += loss * count
                 for i, metric in enumerate(self.metrics, start=1):
                     if count:
-                        totals[i] += float(metric.per_sample(yb, y_pred).sum())
+                        totals[i] += scalar(metric.per_sample(yb, y_pred).sum())
                 if batch_hooks:  # running means over the epoch so far, as Keras reports
                     callback_list.on_train_batch_end(step, {**self._logs(totals / seen),
                                                             "size": count})
@@ -794,10 +795,10 @@ class Sequential:
         if not isinstance(error, NonFiniteLossError):
             callback_list.on_train_end()
             return
-        before = [np.array(p) for p in self._live_params()]
+        before = [to_numpy(p).copy() for p in self._live_params()]
         callback_list.on_train_end()
         if any(
-                not np.array_equal(b, np.asarray(p), equal_nan=True)
+                not np.array_equal(b, to_numpy(p), equal_nan=True)
                 for b, p in zip(before, self._live_params())):
             error.add_note_to_message(
                 "Then a callback's on_train_end replaced them (e.g. EarlyStopping with "
@@ -815,7 +816,8 @@ class Sequential:
         layers = self.layers if layers is None else layers
         totals = np.zeros(1 + len(self.metrics))
         seen = 0
-        for xb, yb, wb in source.batches(None):
+        for batch in source.batches(None):
+            xb, yb, wb = _on_device(batch)
             if xb.shape[0] == 0:  # an empty part of a batch split across ranks
                 continue
             y_pred = self.forward(xb, training=False, layers=layers)
@@ -824,7 +826,7 @@ class Sequential:
             else:
                 totals[0] += self.loss(yb, y_pred, wb) * xb.shape[0]
             for i, metric in enumerate(self.metrics, start=1):
-                totals[i] += float(metric.per_sample(yb, y_pred).sum())
+                totals[i] += scalar(metric.per_sample(yb, y_pred).sum())
             seen += xb.shape[0]
         if strategy is not None:
             reduced = strategy.sum(np.append(totals, seen))
@@ -892,7 +894,7 @@ class Sequential:
                 for start in range(0, x.shape[0], batch_size):
                     stop = min(start + batch_size, x.shape[0])
                     xb = cast_finite(x[start:stop], self.dtype, "x", rows=start)
-                    out[start:stop] = to_numpy(self.forward(xp.asarray(xb), training=False,
+                    out[start:stop] = to_numpy(self.forward(to_device(xb), training=False,
                                                             layers=layers))
             return out
         if data.is_stream(x):
@@ -901,7 +903,8 @@ class Sequential:
         parts = []
         with self._inference_layers() as layers:
             for xb, _, _ in source.batches(None):
-                parts.append(to_numpy(self.forward(xb, training=False, layers=layers)).copy())
+                parts.append(to_numpy(self.forward(to_device(xb), training=False,
+                                                   layers=layers)).copy())
         if not parts:
             return np.empty((0, self.output_dim), dtype=self.dtype)
         return np.concatenate(parts)
@@ -918,10 +921,11 @@ class Sequential:
                 np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             self._guard = guard
             try:
-                loss, y_pred = self.train_step(x, y, weights, check_weights=True)
+                loss, y_pred = self.train_step(*_on_device((x, y, weights)),
+                                               check_weights=True)
             finally:
                 self._guard = None
-        values = [loss, *(metric(y, y_pred) for metric in self.metrics)]
+        values = [loss, *(metric(to_device(y), y_pred) for metric in self.metrics)]
         return values[0] if len(values) == 1 else values
 
     def test_on_batch(self, x: Any, y: Any, sample_weight: Any | None = None
@@ -1021,6 +1025,13 @@ _NO_GENERATORS = (
     "Under layerwise.distributed, data must be arrays, memmaps or a layerwise.data.Sequence, "
     "whose batches every rank can split the same way; a generator cannot be split. Wrap it "
     "in a Sequence.")
+
+
+def _on_device(batch: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
+    """A batch's arrays on the backend's device (as they are on the NumPy backend)."""
+    if xp.__name__ == "numpy":
+        return batch
+    return tuple(None if a is None else to_device(a) for a in batch)  # type: ignore[return-value]
 
 
 def _part(array: Any, start: int | None, stop: int | None) -> Any:

@@ -62,6 +62,28 @@ def _set_global_rng(rng: np.random.Generator) -> None:
     _GLOBAL_RNG = rng
 
 
+#: id(host generator) -> (host generator, device generator seeded from it); the host one is
+#: kept so its id is not reused; bounded, oldest first out
+_DEVICE_RNGS: dict[int, tuple[Any, Any]] = {}
+
+
+def noise_rng(rng: np.random.Generator | None = None) -> Any:
+    """The generator of Dropout and RReLU noise: ``rng`` (or the global generator) on the
+    NumPy backend; on a device backend the device's own generator, seeded once from it, so
+    that masks are drawn where they are used and ``set_random_seed`` still fixes them."""
+    from .backend import xp
+
+    rng = _GLOBAL_RNG if rng is None else rng
+    if xp.__name__ == "numpy":
+        return rng
+    entry = _DEVICE_RNGS.get(id(rng))
+    if entry is None:
+        if len(_DEVICE_RNGS) >= 64:
+            del _DEVICE_RNGS[next(iter(_DEVICE_RNGS))]
+        entry = _DEVICE_RNGS[id(rng)] = (rng, xp.random.default_rng(int(rng.integers(2**63))))
+    return entry[1]
+
+
 def global_rng() -> np.random.Generator:
     """The generator used wherever no ``seed=`` was given."""
     return _GLOBAL_RNG

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import activations, initializers
 from ..backend import xp
-from ..utils import global_rng, make_rng
+from ..utils import make_rng, noise_rng
 from .base import LAYERS, Layer
 
 
@@ -150,7 +150,7 @@ class RReLU(Layer):
     def forward(self, x: Any, training: bool = False) -> Any:
         self._z = x
         if training:
-            draws = (self._rng or global_rng()).uniform(self.lower, self.upper, size=x.shape)
+            draws = noise_rng(self._rng).uniform(self.lower, self.upper, size=x.shape)
             self._slope = xp.where(x >= 0, 1.0, xp.asarray(draws, dtype=x.dtype))
         else:
             self._slope = xp.where(x >= 0, 1.0, (self.lower + self.upper) / 2.0).astype(x.dtype)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import initializers, regularizers
-from ..backend import floatx, xp
+from ..backend import floatx, to_numpy, xp
 from ..registry import Registry
 
 __all__ = ["LAYERS", "Layer", "check_float_dtype", "check_positive_int"]
@@ -205,7 +205,7 @@ class Layer:
     # -- weights -------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the parameters, in Keras's order."""
-        return [np.array(v) for v in self.params.values()]
+        return [to_numpy(v).copy() for v in self.params.values()]
 
     def set_weights(self, weights: list[Any]) -> None:
         """Replace the parameters' values in place (shapes must match)."""
@@ -216,7 +216,7 @@ class Layer:
                 f"({', '.join(self.params)}). Received: {len(weights)} arrays"
             )
         for (key, param), value in zip(self.params.items(), weights):
-            value = np.asarray(value)
+            value = to_numpy(value)
             if value.shape != param.shape:
                 raise ValueError(
                     f"Weight {key!r} of layer {self.name!r} has shape {param.shape}. "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import xp
-from ..utils import global_rng, make_rng
+from ..utils import make_rng, noise_rng
 from .base import LAYERS, Layer
 
 
@@ -39,7 +39,7 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             self._mask = None
             return x
-        keep = (self._rng or global_rng()).random(x.shape) >= self.rate
+        keep = noise_rng(self._rng).random(x.shape) >= self.rate
         self._mask = xp.asarray(keep, dtype=x.dtype) * (1.0 / (1.0 - self.rate))
         return x * self._mask
 

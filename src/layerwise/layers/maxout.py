@@ -41,8 +41,10 @@ class Maxout(Dense):
         return xp.take_along_axis(groups, self._argmax, axis=-1)[..., 0]
 
     def backward(self, dy: Any) -> Any:
-        dz = xp.zeros((dy.shape[0], self.units, self.pieces), dtype=dy.dtype)
-        xp.put_along_axis(dz, self._argmax, dy[..., None], axis=-1)
+        # dL/dz is dy at each group's arg-max piece and 0 elsewhere (a one-hot mask times dy,
+        # which every backend has; CuPy lacks put_along_axis)
+        winners = xp.arange(self.pieces) == self._argmax  # (batch, units, pieces)
+        dz = xp.multiply(winners, dy[..., None], dtype=dy.dtype)
         return self.backward_logits(dz.reshape(dy.shape[0], self.units * self.pieces))
 
     def get_config(self) -> dict[str, Any]:

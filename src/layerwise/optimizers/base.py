@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import xp
+from ..backend import scalar, to_numpy, xp
 from ..registry import Configurable
 from .chunked import chunks
 
@@ -36,18 +36,19 @@ def tiling_base(arrays: list[Any] | None, tail: int | None = 0) -> Any | None:
     ``tail``: how many elements the buffer may hold after the arrays (the model's gradient
     buffer carries two for ``layerwise.distributed``); None allows any number. With a tail
     the part the arrays tile is returned, a view of the buffer."""
-    if not arrays or not hasattr(arrays[0], "__array_interface__"):
+    if not arrays or _address(arrays[0]) is None:
         return None
     base = arrays[0].base
     # an array over a foreign buffer (unpickled: bytes; np.frombuffer: a memoryview) has a
     # base that is not an array: no flat buffer then
     if not isinstance(base, type(arrays[0])) or base.ndim != 1 or not base.flags.c_contiguous:
         return None
-    start = base.__array_interface__["data"][0]
+    start = _address(base)
     offset = 0
     for array in arrays:
-        if array.base is not base or not array.flags.c_contiguous or \
-                array.__array_interface__["data"][0] != start + offset * base.itemsize:
+        if array.base is None or _address(array.base) != start or \
+                not array.flags.c_contiguous or \
+                _address(array) != start + offset * base.itemsize:
             return None
         offset += array.size
     if offset == base.size and not tail:
@@ -222,9 +223,9 @@ class Optimizer(Configurable):
                 xp.clip(g, -self.clipvalue, self.clipvalue, out=g)
         if self.clipnorm is not None:
             for g in grads:
-                _rescale(g, self.clipnorm, float(xp.sqrt(xp.vdot(g, g))))
+                _rescale(g, self.clipnorm, math.sqrt(scalar(xp.vdot(g, g))))
         if self.global_clipnorm is not None:
-            total = math.sqrt(sum(float(xp.vdot(g, g)) for g in grads))
+            total = math.sqrt(sum(scalar(xp.vdot(g, g)) for g in grads))
             for g in grads:
                 _rescale(g, self.global_clipnorm, total)
         return grads
@@ -235,7 +236,7 @@ class Optimizer(Configurable):
         slots = self.slots if self.built or self._restore is None else self._restore
         return {
             "iterations": self.iterations,
-            "slots": {k: [np.array(a) for a in v] for k, v in slots.items()},
+            "slots": {k: [to_numpy(a).copy() for a in v] for k, v in slots.items()},
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -246,7 +247,7 @@ class Optimizer(Configurable):
         self.iterations = int(state["iterations"])
         slots = state.get("slots") or {}
         self.built = False
-        self._restore = {k: [np.asarray(a) for a in v] for k, v in slots.items()} or None
+        self._restore = {k: [to_numpy(a) for a in v] for k, v in slots.items()} or None
 
     @staticmethod
     def check_epsilon(epsilon: Any) -> float:
@@ -291,11 +292,16 @@ class Optimizer(Configurable):
         return cls(**config)
 
 
+def _address(array: Any) -> int | None:
+    """Where ``array``'s data starts, host or device (NumPy's or CuPy's array interface)."""
+    interface = getattr(array, "__array_interface__", None) or \
+        getattr(array, "__cuda_array_interface__", None)
+    return None if interface is None else interface["data"][0]
+
+
 def _same(a: Any, b: Any) -> bool:
     """Whether two 1-D arrays are the same memory (views made at different times)."""
-    return a is not None and (a is b or (
-        a.shape == b.shape and a.__array_interface__["data"][0]
-        == b.__array_interface__["data"][0]))
+    return a is not None and (a is b or (a.shape == b.shape and _address(a) == _address(b)))
 
 
 def _rescale(grad: Any, limit: float, norm: float) -> None:
@@ -305,6 +311,5 @@ def _rescale(grad: Any, limit: float, norm: float) -> None:
 
 def _view_like(flat: Any, flat_params: Any, param: Any) -> Any:
     """The part of ``flat`` at the position ``param`` has in ``flat_params``."""
-    offset = (param.__array_interface__["data"][0]
-              - flat_params.__array_interface__["data"][0]) // flat_params.itemsize
+    offset = (_address(param) - _address(flat_params)) // flat_params.itemsize
     return flat[offset:offset + param.size].reshape(param.shape)
