@@ -472,6 +472,16 @@ def table(title: str, results: dict[str, dict[str, float | str]], frameworks: li
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    if argv is None:
+        argv = sys.argv[1:]
+    if "--device" in argv and argv[argv.index("--device") + 1:][:1] == ["gpu"]:
+        import gpu  # benchmarks/gpu.py: CuPy against PyTorch CUDA and JAX on a GPU
+
+        rest = [a for i, a in enumerate(argv) if a != "--device" and
+                (i == 0 or argv[i - 1] != "--device")]
+        return gpu.main(rest)
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
+                        help="gpu: benchmarks/gpu.py (configs B-E on CuPy, PyTorch CUDA, JAX)")
     parser.add_argument("--configs", default="A,B,C,D")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     parser.add_argument("--repeats", type=int, default=3)

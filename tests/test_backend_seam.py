@@ -256,3 +256,61 @@ def test_cupy_backend_trains_on_a_real_gpu():
         assert isinstance(model.layers[0].params["kernel"], cupy.ndarray)
     finally:
         backend.set_backend("numpy")
+
+
+@pytest.fixture
+def strict_as_cupy(monkeypatch):
+    """``set_backend("cupy")`` loads the stand-in, so the GPU options run their real path."""
+    monkeypatch.setattr(backend, "_load_cupy", lambda: strict_backend.namespace)
+    yield strict_backend
+    backend.set_backend("numpy")
+
+
+def test_estimator_device_gpu_trains_on_the_device(strict_as_cupy):
+    from layerwise.sklearn import DenseClassifier
+
+    x, y = _data(60)
+    clf = DenseClassifier(hidden_layer_sizes=(8,), epochs=3, random_state=0, device="gpu")
+    clf.fit(x, y)
+    assert isinstance(clf.model_.layers[0].params["kernel"], strict_backend.StrictArray)
+    assert backend.backend_name() == "numpy"  # restored after fit
+    assert clf.predict(x).shape == (60,) and 0 <= clf.score(x, y) <= 1
+    cpu = DenseClassifier(hidden_layer_sizes=(8,), epochs=3, random_state=0, device="cpu")
+    np.testing.assert_allclose(clf.predict_proba(x), cpu.fit(x, y).predict_proba(x),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_cli_device_gpu_trains_on_the_device(strict_as_cupy, tmp_path):
+    from click.testing import CliRunner
+
+    from layerwise.cli import cli
+
+    result = CliRunner().invoke(cli, ["train", "--dataset", "xor", "--hidden", "8", "--epochs",
+                                      "2", "--device", "gpu", "--out", str(tmp_path),
+                                      "--no-plot", "--verbose", "0"])
+    assert result.exit_code == 0, result.output
+    backend.set_backend("numpy")
+    assert load_model(tmp_path / "model.safetensors").built  # saved on the device, read here
+
+
+def test_data_already_on_the_device_is_used_in_place(strict):
+    x, y = _data(64)
+    backend.set_backend("numpy")
+    lw.utils.set_random_seed(3)
+    host = Sequential([Dense(8, activation="relu", input_dim=4), Dense(3, activation="softmax")])
+    host.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    host.fit(x, y, batch_size=16, epochs=2, verbose=0, seed=5)
+    backend.set_backend(strict.namespace)
+    lw.utils.set_random_seed(3)
+    model = Sequential([Dense(8, activation="relu", input_dim=4),
+                        Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    xd, yd = backend.xp.asarray(x), backend.xp.asarray(y)
+    model.fit(xd, yd, batch_size=16, epochs=2, verbose=0, seed=5, validation_split=0.0)
+    for a, b in zip(model.get_weights(), host.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert model.predict(xd).shape == (64, 3)
+    assert model.evaluate(xd, yd, verbose=0) > 0
+    bad = backend.xp.asarray(np.full((4, 4), np.nan, dtype="float32"))
+    with pytest.raises(ValueError, match="this device array holds NaN"):
+        model.predict(bad)

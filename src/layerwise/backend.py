@@ -10,15 +10,17 @@ each lookup, so ``xp.dot`` costs one dictionary lookup, the same as ``numpy.dot`
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import numpy
 
 __all__ = ["backend_name", "floatx", "scalar", "set_backend", "set_floatx", "to_device",
-           "to_numpy", "xp"]
+           "to_numpy", "using", "xp"]
 
 
 class _ArrayNamespace(types.SimpleNamespace):
@@ -50,6 +52,7 @@ def set_backend(name: str | types.ModuleType) -> None:
     The environment variable ``LAYERWISE_BACKEND`` sets it at import."""
     if isinstance(name, types.ModuleType):
         module = name
+        _modules[module.__name__] = module
     elif name not in _SUPPORTED_BACKENDS:
         raise ValueError(
             f"`name` must be one of {list(_SUPPORTED_BACKENDS)}. Received: name={name!r}"
@@ -62,6 +65,34 @@ def set_backend(name: str | types.ModuleType) -> None:
     from . import blas  # imported here: blas imports this module
 
     blas._on_backend_change()
+
+
+@contextlib.contextmanager
+def using(device: str | None) -> Iterator[None]:
+    """Inside this block the backend is that of ``device``: ``"gpu"``/``"cupy"`` or
+    ``"cpu"``/``"numpy"`` (None: leave it as it is); the previous one is restored after."""
+    if device is None:
+        yield
+        return
+    names = {"gpu": "cupy", "cuda": "cupy", "cupy": "cupy", "cpu": "numpy", "numpy": "numpy"}
+    if device not in names:
+        raise ValueError(f"`device` must be 'cpu' or 'gpu'. Received: device={device!r}")
+    previous = _module()
+    set_backend(names[device])
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def _module() -> Any:
+    """The module behind ``xp`` now."""
+    name = xp.__name__
+    return numpy if name == "numpy" else importlib.import_module(name) \
+        if name == "cupy" else _modules[name]
+
+
+_modules: dict[str, types.ModuleType] = {}
 
 
 def _load_cupy() -> types.ModuleType:

@@ -272,13 +272,15 @@ def _format_confusion(matrix: np.ndarray, labels: list[str]) -> str:
 @click.option("--plot/--no-plot", default=True, show_default=True,
               help="save the training curves as a PNG (needs matplotlib)")
 @click.option("--verbose", type=click.IntRange(0, 2), default=1, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+              help="gpu: train on an NVIDIA GPU through CuPy (needs layerwise[gpu])")
 @click.option("--distributed", is_flag=True,
               help="data-parallel over the ranks of an MPI job: mpiexec -n 4 layerwise train "
               "--distributed (needs layerwise[mpi]); --batch-size is the global batch")
 def train(data: str | None, dataset: str | None, target: str | None, task: str, hidden: str,
           activation: str, optimizer: str, lr: float | None, batch_size: int, epochs: int,
           dropout: float, l2: float, validation_split: float, patience: int, seed: int,
-          out: str, plot: bool, verbose: int, distributed: bool) -> None:
+          out: str, plot: bool, verbose: int, device: str, distributed: bool) -> None:
     """Train a network on DATA (.csv/.npy/.npz) or a bundled data set and save it.
 
     With no arguments: the seed's handwriting network on the MNIST subset. The defaults
@@ -291,6 +293,8 @@ def train(data: str | None, dataset: str | None, target: str | None, task: str, 
     from layerwise.saving import check_writable_folder
 
     check_writable_folder(out)  # before training, not after it
+    if device == "gpu":
+        lw.backend.set_backend("cupy")  # a clear error, naming the extra, without CuPy or GPU
     lw.utils.set_random_seed(seed)
     if distributed:
         context = lw.distributed.init(seed=seed)

@@ -97,6 +97,9 @@ class ArraySource:
                     part = slice(start + sub.start, start + sub.stop)
                 yield self.x[part], _rows(self.y, part), _rows(self.w, part)
             return
+        if not isinstance(self.x, np.ndarray):  # data on the device: gathered there
+            yield from self._device_batches(rng)
+            return
         if self._buffers is None:
             rows = min(size, n)
             self._buffers = tuple(None if a is None else np.empty((rows, *a.shape[1:]), a.dtype)
@@ -111,6 +114,20 @@ class ArraySource:
             yield tuple(None if a is None else np.take(a, idx, axis=0, out=buf[: idx.shape[0]],
                                                        mode="clip")
                         for a, buf in zip((self.x, self.y, self.w), self._buffers))  # type: ignore[misc]
+
+
+    def _device_batches(self, rng: np.random.Generator) -> Iterator[Batch]:
+        """Shuffled batches of device arrays, gathered on the device (the epoch's order goes
+        there once)."""
+        from .backend import to_device, xp
+
+        order = to_device(rng.permutation(self.samples))
+        for start in range(0, self.samples, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            if self.shard is not None:
+                idx = idx[share(idx.shape[0], *self.shard)]
+            yield tuple(None if a is None else xp.take(a, idx, axis=0)
+                        for a in (self.x, self.y, self.w))  # type: ignore[misc]
 
 
 def _rows(array: Any, part: Any) -> Any:

@@ -83,10 +83,35 @@ def _check_finite(array: np.ndarray, argument: str, rows: Any = None) -> None:
         )
 
 
+def is_device_array(data: Any) -> bool:
+    """Whether ``data`` is an array of a device backend (a CuPy array), which stays there."""
+    return not isinstance(data, np.ndarray) and hasattr(data, "__cuda_array_interface__")
+
+
+def _device_features(x: Any, dtype: str | None, argument: str) -> Any:
+    """A device array's checks, made on the device with one read of the result."""
+    from .backend import scalar, xp
+
+    if x.ndim != 2:
+        raise ValueError(f"`{argument}` must be 2-D, shaped (batch, features). "
+                         f"Received: {argument}.shape={x.shape}")
+    if x.dtype.kind not in "fiub":
+        raise TypeError(f"`{argument}` must hold real numbers. Received: {argument}.dtype="
+                        f"{x.dtype}")
+    out = x if dtype is None else xp.ascontiguousarray(x, dtype=dtype)
+    if out.dtype.kind == "f" and not scalar(xp.isfinite(out).all()):
+        raise ValueError(f"`{argument}` must hold finite numbers (in the model's dtype); this "
+                         "device array holds NaN or infinite values.")
+    return out
+
+
 def as_feature_array(x: Any, dtype: str | None, argument: str = "x", rows: Any = None
                      ) -> np.ndarray:
     """``x`` as a finite 2-D array ``(batch, features)`` of ``dtype`` (unconverted, only
-    checked for shape and type, when ``dtype`` is None)."""
+    checked for shape and type, when ``dtype`` is None). A device array (CuPy) is checked
+    and converted where it is."""
+    if is_device_array(x):
+        return _device_features(x, dtype, argument)
     array = _as_numeric(x, argument)
     if array.ndim != 2:
         hint = " Reshape a single feature with x.reshape(-1, 1)." if array.ndim == 1 else ""
@@ -100,7 +125,12 @@ def as_feature_array(x: Any, dtype: str | None, argument: str = "x", rows: Any =
 
 
 def as_target_array(y: Any, argument: str = "y", rows: Any = None) -> np.ndarray:
-    """``y`` as a finite numeric array of 1 or 2 dimensions (the loss converts it further)."""
+    """``y`` as a finite numeric array of 1 or 2 dimensions (the loss converts it further).
+    Targets on a device are checked on the host (one explicit copy: they are small)."""
+    if is_device_array(y):
+        from .backend import to_numpy
+
+        y = to_numpy(y)
     array = _as_numeric(y, argument)
     if array.ndim not in (1, 2):
         raise ValueError(

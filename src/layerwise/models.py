@@ -43,6 +43,7 @@ from .input_checks import (
     cast_finite,
     check_features,
     check_lengths,
+    is_device_array,
 )
 from .layers import Layer
 from .layers.base import LAYERS, check_positive_int
@@ -353,6 +354,9 @@ class Sequential:
         check_lengths(x, y, *names)
         y = self.loss.prepare_targets(y, self.output_dim, self.dtype)
         weights = as_sample_weights(y, sample_weight, class_weight, self.output_dim, self.dtype)
+        if is_device_array(x):  # device data stays there: its targets and weights join it
+            y = to_device(y)
+            weights = None if weights is None else to_device(weights)
         return x, y, weights
 
     def _check_columns(self, x: Any, argument: str) -> Any:
@@ -893,7 +897,10 @@ class Sequential:
             with self._inference_layers() as layers:
                 for start in range(0, x.shape[0], batch_size):
                     stop = min(start + batch_size, x.shape[0])
-                    xb = cast_finite(x[start:stop], self.dtype, "x", rows=start)
+                    if is_device_array(x):  # checked whole above, on the device
+                        xb = xp.ascontiguousarray(x[start:stop], dtype=self.dtype)
+                    else:
+                        xb = cast_finite(x[start:stop], self.dtype, "x", rows=start)
                     out[start:stop] = to_numpy(self.forward(to_device(xb), training=False,
                                                             layers=layers))
             return out

@@ -30,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("layerwise.sklearn needs scikit-learn: pip install 'layerwise[data]'"
                       ) from exc
 
-from . import callbacks, initializers, layers, optimizers, regularizers
+from . import backend, callbacks, initializers, layers, optimizers, regularizers
 from .models import Sequential
 
 __all__ = ["DenseClassifier", "DenseRegressor"]
@@ -55,6 +55,7 @@ class _DenseEstimator(BaseEstimator):
         random_state: Any = None,
         verbose: int = 0,
         warm_start: bool = False,
+        device: str | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -70,6 +71,7 @@ class _DenseEstimator(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.device = device
 
     # what subclasses decide: the output layer and loss for the encoded targets
     def _head(self, n_outputs: int) -> tuple[str | None, str]:
@@ -111,6 +113,11 @@ class _DenseEstimator(BaseEstimator):
 
     def _train(self, X: np.ndarray, y: np.ndarray, sample_weight: Any, epochs: int,
                reset: bool) -> None:
+        with backend.using(self.device):  # "gpu": the network lives and trains on the GPU
+            self._train_here(X, y, sample_weight, epochs, reset)
+
+    def _train_here(self, X: np.ndarray, y: np.ndarray, sample_weight: Any, epochs: int,
+                    reset: bool) -> None:
         if reset or not hasattr(self, "model_"):
             seed = check_random_state(self.random_state).randint(0, 2**31 - 1)
             self.model_ = self._build(X.shape[1], self._n_outputs, X.dtype, seed)
@@ -137,7 +144,9 @@ class _DenseEstimator(BaseEstimator):
     def _forward(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return self.model_.predict(X.astype(self.model_.dtype, copy=False), batch_size=1024)
+        with backend.using(self.device):
+            return self.model_.predict(X.astype(self.model_.dtype, copy=False),
+                                       batch_size=1024)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -153,7 +162,9 @@ class DenseClassifier(ClassifierMixin, _DenseEstimator):
     ``learning_rate``, ``batch_size``, ``epochs``, ``alpha`` (L2 penalty λ·Σw² on the hidden
     kernels), ``dropout`` (rate after each hidden layer), ``early_stopping`` on a held-out
     ``validation_fraction`` with ``patience``, ``random_state``, ``verbose`` and
-    ``warm_start`` (continue training the existing network on ``fit``).
+    ``warm_start`` (continue training the existing network on ``fit``), and ``device``
+    (``"cpu"``, ``"gpu"`` for the CuPy backend, or None for the current
+    ``layerwise.backend``).
 
     Outputs: softmax + cross-entropy for several classes, one sigmoid unit for two, one
     sigmoid per label for multi-label targets (a 0/1 indicator matrix).
