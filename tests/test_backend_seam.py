@@ -314,3 +314,44 @@ def test_data_already_on_the_device_is_used_in_place(strict):
     bad = backend.xp.asarray(np.full((4, 4), np.nan, dtype="float32"))
     with pytest.raises(ValueError, match="this device array holds NaN"):
         model.predict(bad)
+
+
+def _reads(strict, run):
+    before = dict(strict.TRANSFERS)
+    run()
+    return {k: strict.TRANSFERS[k] - before[k] for k in before}
+
+
+def test_fit_reads_the_device_once_per_epoch_whatever_the_steps(strict):
+    x, y = _data(480)
+    model = Sequential([Dense(8, activation="relu", input_dim=4,
+                              kernel_regularizer=lw.regularizers.l2(1e-3)),
+                        Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(x[:32], y[:32], epochs=1, verbose=0)  # builds everything once
+    few = _reads(strict, lambda: model.fit(x, y, batch_size=240, epochs=3, verbose=0))
+    many = _reads(strict, lambda: model.fit(x, y, batch_size=8, epochs=3, verbose=0))
+    assert few == many == {"get": 3, "item": 0}  # 2 or 60 steps an epoch: one read each
+    with_validation = _reads(strict, lambda: model.fit(x, y, batch_size=8, epochs=2,
+                                                       verbose=0, validation_split=0.25))
+    assert with_validation == {"get": 4, "item": 2}  # + the evaluation's sums and penalty
+
+
+def test_the_device_nan_guard_rolls_back_to_the_epoch_start(strict):
+    x, _ = _data(96)
+    y = np.zeros((96, 1), dtype="float32")
+    y[70:] = 1e30  # finite, but the squared error of these rows overflows float32
+    model = Sequential([Dense(8, activation="relu", input_dim=4), Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    start = model.get_weights()
+    with pytest.raises(lw.models.NonFiniteLossError,
+                       match=r"in epoch 1 \(found after batch 6; read every 200 steps .* "
+                             r"rolled back to the start of epoch 1"):
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
+    for a, b in zip(start, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False,
+              callbacks=[callbacks.TerminateOnNaN()])  # quietly, still rolled back
+    for a, b in zip(start, model.get_weights()):
+        np.testing.assert_array_equal(a, b)

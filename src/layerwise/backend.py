@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy
 
-__all__ = ["backend_name", "floatx", "scalar", "set_backend", "set_floatx", "to_device",
-           "to_numpy", "using", "xp"]
+__all__ = ["backend_name", "floatx", "lazy_scalar", "scalar", "set_backend", "set_floatx",
+           "to_device", "to_numpy", "using", "xp"]
 
 
 class _ArrayNamespace(types.SimpleNamespace):
@@ -156,6 +156,14 @@ def to_device(array: Any) -> Any:
     if xp.__name__ == "numpy":
         return array
     return xp.asarray(array)
+
+
+def lazy_scalar(value: Any) -> Any:
+    """A 0-d result as a float on the NumPy backend; on a device it stays there (no read), to
+    be summed there and read at the loop's documented points."""
+    if xp.__name__ == "numpy":
+        return float(value)
+    return value
 
 
 def scalar(value: Any) -> float:

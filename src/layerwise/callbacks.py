@@ -77,9 +77,11 @@ class CallbackList:
             cb.set_model(model)
             cb.set_params(params)
         self.callbacks = callbacks
-        #: whether any callback listens to the batch hooks (fit skips them otherwise)
+        #: whether any callback listens to the batch hooks (fit skips them otherwise; on a
+        #: device backend each batch's logs cost a read of the running loss)
         self.wants_batches = any(
-            hook in vars(cb) or getattr(type(cb), hook) is not getattr(Callback, hook)
+            getattr(cb, "wants_batch_logs", True) and (
+                hook in vars(cb) or getattr(type(cb), hook) is not getattr(Callback, hook))
             for cb in callbacks for hook in ("on_train_batch_begin", "on_train_batch_end"))
 
     def __getattr__(self, hook: str) -> Callable[..., None]:
@@ -137,6 +139,11 @@ class ProgbarLogger(Callback):
     def _live(self) -> bool:
         isatty = getattr(self._out(), "isatty", None)
         return self.verbose == 1 and bool(isatty and isatty())
+
+    @property
+    def wants_batch_logs(self) -> bool:
+        """Only a live bar shows each batch's running values."""
+        return self._live()
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         self._start = time.perf_counter()

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .activations import row_sums, stable_shift
-from .backend import scalar, xp
+from .backend import lazy_scalar, xp
 from .input_checks import cast_finite
 from .registry import Configurable, Registry
 
@@ -42,8 +42,8 @@ _EPSILON = 1e-7  # clipping of probabilities when no logits are available
 
 def _weighted_mean(per_sample: Any, sample_weight: Any | None) -> float:
     if sample_weight is None:
-        return scalar(per_sample.mean())  # one documented device-to-host read
-    return scalar((per_sample * sample_weight).sum() / per_sample.shape[0])
+        return lazy_scalar(per_sample.mean())  # a float, or a device scalar left there
+    return lazy_scalar((per_sample * sample_weight).sum() / per_sample.shape[0])
 
 
 def _scale(grad: Any, denominator: float, sample_weight: Any | None) -> Any:

@@ -309,7 +309,10 @@ class Sequential:
             loss = strategy.reduce_step(self, loss, x.shape[0])
         elif self.gradient_reducer is not None:
             self.gradient_reducer(self._grad_list)
-        if not math.isfinite(loss):  # under layerwise.distributed: the global loss
+        if check_weights and not isinstance(loss, float):
+            loss = scalar(loss)  # a device loss read now, when the caller asks for checks
+        host = isinstance(loss, float)  # a device loss is checked by fit at its read points
+        if host and not math.isfinite(loss):  # under layerwise.distributed: the global loss
             raise NonFiniteLossError(loss)
         guard = self._guard
         if guard is None:
@@ -322,7 +325,7 @@ class Sequential:
                 guard.critical = False
         every = self._check_every
         if check_weights is None:
-            check_weights = every == 1 or self.optimizer.iterations % every == 0
+            check_weights = host and (every == 1 or self.optimizer.iterations % every == 0)
         if check_weights and not self.weights_finite():
             raise NonFiniteWeightsError(loss, every=every)
         if guard is not None:
@@ -693,6 +696,7 @@ class Sequential:
                     callback_list: CallbackList) -> None:
         batch_hooks = callback_list.wants_batches
         governor, strategy = self._governor, self._strategy
+        device = xp.__name__ != "numpy"  # losses and metrics then stay on the device
         point = StatePoint()
         for epoch in range(initial_epoch, epochs):
             if strategy is not None:
@@ -700,7 +704,7 @@ class Sequential:
             train.epoch = epoch  # a Sequence learns the epoch (see data.Sequence)
             callback_list.on_epoch_begin(epoch)
             point.take(self._live_params(), self.optimizer)
-            totals = np.zeros(1 + len(self.metrics))
+            totals = _Totals(1 + len(self.metrics), device)
             seen = 0
             for step, batch in enumerate(train.batches(orders(epoch))):
                 xb, yb, wb = _on_device(batch)  # the batch going in: one documented transfer
@@ -725,21 +729,29 @@ class Sequential:
                     governor.step()
                 count = xb.shape[0]
                 seen += count
-                totals[0] += loss * count
+                totals.add(0, loss * count)
                 for i, metric in enumerate(self.metrics, start=1):
                     if count:
-                        totals[i] += scalar(metric.per_sample(yb, y_pred).sum())
+                        totals.add(i, metric.per_sample(yb, y_pred).sum())
+                if device and (batch_hooks or (step + 1) % DEVICE_CHECK_STEPS == 0):
+                    if not self._device_check(totals, point, epoch, step, callback_list):
+                        break  # rolled back, and stopped quietly by a callback
                 if batch_hooks:  # running means over the epoch so far, as Keras reports
-                    callback_list.on_train_batch_end(step, {**self._logs(totals / seen),
+                    callback_list.on_train_batch_end(step, {**self._logs(totals.read() / seen),
                                                             "size": count})
                 if self.stop_training:
                     break
+            if device and seen and not self.stop_training and \
+                    not self._device_check(totals, point, epoch, step, callback_list):
+                break  # the epoch's one read: losses, metrics and the weights' finiteness
+            totals = totals.read()
             if strategy is not None:  # every rank logs the same epoch means
                 reduced = strategy.sum(np.append(totals, seen))
                 totals, seen = reduced[:-1], reduced[-1]
             if seen == 0:
                 break
-            if self._check_every > 1 and not self.stop_training and not self.weights_finite():
+            if not device and self._check_every > 1 and not self.stop_training and \
+                    not self.weights_finite():
                 # the last steps since a check: nothing sees the epoch's weights unchecked
                 error = NonFiniteWeightsError(totals[0] / seen, every=self._check_every)
                 self._roll_back(point, error, epoch, step, callback_list)
@@ -760,7 +772,30 @@ class Sequential:
                         UserWarning, stacklevel=4)
                 break
 
-    def _roll_back(self, point: StatePoint, error: NonFiniteWeightsError, epoch: int,
+    def _device_check(self, totals: _Totals, point: StatePoint, epoch: int, step: int,
+                      callback_list: CallbackList) -> bool:
+        """On a device backend: read the running sums and whether the weights are finite in
+        one transfer. A non-finite loss or weight since the last read rolls back to the
+        epoch's start (see ``_roll_back``). Returns False when a callback stopped training
+        quietly after such a roll-back."""
+        flat = self._live_params()
+        finite = xp.stack([xp.isfinite(xp.sum(p)) for p in flat]).all()
+        values = to_numpy(xp.concatenate([totals.values, finite.astype(totals.values.dtype)[
+            None]]))
+        totals.cache(values[:-1])
+        if math.isfinite(values[0]) and values[-1]:
+            return True
+        every = f"read every {DEVICE_CHECK_STEPS} steps and at each epoch's end on a device"
+        if not math.isfinite(values[0]):
+            error: NonFiniteLossError = NonFiniteLossError(float(values[0]), message=(
+                f"The loss became {values[0]} in epoch {epoch + 1} (found after batch "
+                f"{step + 1}; {every})."))
+        else:
+            error = NonFiniteWeightsError(float(values[0]), every=DEVICE_CHECK_STEPS)
+        self._roll_back(point, error, epoch, step, callback_list)
+        return False
+
+    def _roll_back(self, point: StatePoint, error: NonFiniteLossError, epoch: int,
                    step: int, callback_list: CallbackList) -> None:
         """Restore the epoch's starting state after ``error``; raise it with a true message
         unless a callback stops training quietly."""
@@ -769,6 +804,12 @@ class Sequential:
                                                 "nonfinite_weights": True})
         if self.stop_training:  # e.g. TerminateOnNaN
             return
+        if not isinstance(error, NonFiniteWeightsError):  # a loss found late, on a device
+            error.add_note_to_message(
+                f"The weights and optimizer state were rolled back to the start of epoch "
+                f"{epoch + 1}. The learning rate{_lr_text(self.optimizer)} is probably too "
+                "high: try a lower learning_rate, or clipnorm=1.0.")
+            raise error
         raise NonFiniteWeightsError(
             error.loss, epoch, step, self.optimizer, every=error.every,
             restored=f"The weights and optimizer state were rolled back to the start of "
@@ -818,7 +859,7 @@ class Sequential:
         """Loss and metrics over every batch of ``source``, in inference mode (through
         ``layers``, see ``forward``; summed over the ranks of ``strategy``)."""
         layers = self.layers if layers is None else layers
-        totals = np.zeros(1 + len(self.metrics))
+        totals = _Totals(1 + len(self.metrics), xp.__name__ != "numpy")
         seen = 0
         for batch in source.batches(None):
             xb, yb, wb = _on_device(batch)
@@ -826,12 +867,13 @@ class Sequential:
                 continue
             y_pred = self.forward(xb, training=False, layers=layers)
             if self._fused is not None:
-                totals[0] += self._fused(yb, layers[-1]._z, wb) * xb.shape[0]
+                totals.add(0, self._fused(yb, layers[-1]._z, wb) * xb.shape[0])
             else:
-                totals[0] += self.loss(yb, y_pred, wb) * xb.shape[0]
+                totals.add(0, self.loss(yb, y_pred, wb) * xb.shape[0])
             for i, metric in enumerate(self.metrics, start=1):
-                totals[i] += scalar(metric.per_sample(yb, y_pred).sum())
+                totals.add(i, metric.per_sample(yb, y_pred).sum())
             seen += xb.shape[0]
+        totals = totals.read()  # the one read of an evaluation
         if strategy is not None:
             reduced = strategy.sum(np.append(totals, seen))
             totals, seen = reduced[:-1], reduced[-1]
@@ -839,7 +881,7 @@ class Sequential:
             raise ValueError("The evaluation data yielded no batches.")
         means = totals / seen
         if self._regularized:
-            means[0] += self._regularization(add_gradients=False)
+            means[0] += scalar(self._regularization(add_gradients=False))
         return self._logs(means, prefix)
 
     def evaluate(
@@ -1026,6 +1068,42 @@ def load_model(filepath: str, compile: bool = True, restore_random_state: bool =
 
     return _load(filepath, compile=compile, restore_random_state=restore_random_state,
                  custom_objects=custom_objects)
+
+
+#: on a device backend, fit reads the running loss (and checks the weights) every this many
+#: steps and at each epoch's end, instead of after every step
+DEVICE_CHECK_STEPS = 200
+
+
+class _Totals:
+    """Running sums of the loss and metrics: floats in a NumPy array, or on a device backend
+    a device array read only at the loop's documented points."""
+
+    def __init__(self, size: int, device: bool) -> None:
+        self.device = device
+        self.values = xp.zeros(size, dtype="float64") if device else np.zeros(size)
+        self._host: np.ndarray | None = None
+
+    def add(self, index: int, value: Any) -> None:
+        self.values[index] += value
+        self._host = None
+
+    def cache(self, host: np.ndarray) -> None:
+        self._host = host
+
+    def read(self) -> np.ndarray:
+        if not self.device:
+            return self.values
+        if self._host is None:
+            self._host = to_numpy(self.values)
+        return self._host
+
+
+def _lr_text(optimizer: Any) -> str:
+    try:
+        return f" (learning_rate={optimizer.current_learning_rate():g})"
+    except (ValueError, TypeError):
+        return ""
 
 
 _NO_GENERATORS = (

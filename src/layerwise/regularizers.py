@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import scalar, xp
+from .backend import lazy_scalar, xp
 from .registry import Configurable, Registry
 from .utils import check_finite_number
 
@@ -46,9 +46,9 @@ class L1L2(Regularizer):
     def penalty(self, weight: Any) -> float:
         total = 0.0
         if self.l1:
-            total += self.l1 * scalar(xp.abs(weight).sum())
+            total += self.l1 * lazy_scalar(xp.abs(weight).sum())
         if self.l2:
-            total += self.l2 * scalar((weight * weight).sum())
+            total += self.l2 * lazy_scalar((weight * weight).sum())
         return total
 
     def gradient(self, weight: Any) -> Any:
