@@ -50,7 +50,7 @@ from .layers.base import LAYERS, check_positive_int
 from .optimizers.base import tiling_base
 from .utils import global_rng, make_rng
 
-__all__ = ["Sequential", "NonFiniteLossError", "NonFiniteWeightsError", "load_model"]
+__all__ = ["Model", "Sequential", "NonFiniteLossError", "NonFiniteWeightsError", "load_model"]
 
 
 class Sequential:
@@ -110,12 +110,22 @@ class Sequential:
 
     # -- structure -----------------------------------------------------------------------
     def add(self, layer: Layer) -> None:
-        """Append ``layer``; it is built at once if the model's input size is known."""
+        """Append ``layer``; it is built at once if the model's input size is known.
+
+        Also takes ``Input(shape=...)`` (the input's declaration, first) and another
+        ``Sequential``, whose layers are appended (shared, as Keras nests a model)."""
+        if getattr(layer, "_symbolic", False) and hasattr(layer, "input_layer"):
+            layer = layer.input_layer  # Sequential([Input(shape=(8,)), ...])
+        if isinstance(layer, Sequential):
+            for inner in layer.layers:
+                self.add(inner)
+            return
         if not isinstance(layer, Layer):
             raise TypeError(
                 f"`layer` must be a layerwise Layer instance. Received: layer={layer!r}"
             )
-        if self.layers and layer.input_dim is not None:
+        if self.layers and layer._declared_input_dim is not None and \
+                type(layer).__name__ not in ("InputLayer",):
             raise ValueError(
                 f"Only the first layer takes `input_dim`; layer {layer.name!r} is added at "
                 f"position {len(self.layers)}. Received: input_dim={layer.input_dim}"
@@ -244,7 +254,17 @@ class Sequential:
             x = layer.forward(x, training)
         return x
 
-    __call__ = forward
+    def __call__(self, x: Any, training: bool = False) -> Any:
+        """``model(x)``: the outputs for ``x`` as ``predict`` gives them (building the model
+        first if needed); on a symbolic tensor, the chain continues through every layer."""
+        if getattr(x, "_symbolic", False):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+        if training:
+            x = self._prepare(x, None)[0]
+            return self.forward(to_device(x), training=True)
+        return self.predict(x, batch_size=max(1, len(x)), verbose=0)
 
     def backward(self, dy: Any, start: int | None = None) -> Any:
         """Back-propagate dL/d(output) ``dy`` through layers ``start-1 .. 0``."""
@@ -346,7 +366,7 @@ class Sequential:
         """Validate and convert ``x``, ``y`` and the weights before any computation.
 
         ``rows`` maps the rows of a streamed batch to rows of the whole data, for messages."""
-        x = self._check_columns(x, names[0])
+        x = self._samples_as_rows(self._check_columns(x, names[0]))
         x = as_feature_array(x, self.dtype, names[0], rows)
         if not self.built:
             self.build(x.shape[1])
@@ -361,6 +381,20 @@ class Sequential:
             y = to_device(y)
             weights = None if weights is None else to_device(weights)
         return x, y, weights
+
+    def _samples_as_rows(self, x: Any) -> Any:
+        """Keras's shapes as layerwise's rows: 1-D ``x`` for a model of one input feature
+        (a pandas Series, ``np.linspace``), and ``(batch, 28, 28)`` images for a model that
+        starts with ``Flatten`` or ``Input``/``InputLayer`` (a view, no copy)."""
+        ndim = getattr(x, "ndim", None)
+        if ndim is None and isinstance(x, (list, tuple)):
+            ndim = np.ndim(x)
+        if ndim == 1 and self.input_dim in (None, 1) and not hasattr(x, "columns"):
+            return (x.to_numpy() if hasattr(x, "to_numpy") else np.asarray(x)).reshape(-1, 1)
+        if ndim is not None and ndim > 2 and self.layers and \
+                type(self.layers[0]).__name__ in ("Flatten", "InputLayer"):
+            return x.reshape(x.shape[0], -1)
+        return x
 
     def _check_columns(self, x: Any, argument: str) -> Any:
         """A DataFrame's values, after checking its columns against those seen in training.
@@ -931,7 +965,8 @@ class Sequential:
         if not streaming:
             # checked whole for shape and type, converted batch by batch: a float64 or uint8
             # input is never copied whole into the model's dtype
-            x = as_feature_array(self._check_columns(x, "x"), None, "x")
+            x = as_feature_array(self._samples_as_rows(self._check_columns(x, "x")), None,
+                                 "x")
             if not self.built:
                 self.build(x.shape[1])
             check_features(x, self.input_dim, "x")
@@ -1008,6 +1043,12 @@ class Sequential:
 
     def summary(self, print_fn: Callable[[str], None] = print) -> None:
         """Print a table of the layers, their output shapes and parameter counts."""
+        if not self.built:
+            raise ValueError(
+                f"The model {self.name!r} has not yet been built, so its shapes and parameter "
+                "counts are unknown. Build it first: give the first layer input_dim= (or "
+                "start with Input(shape=...)), call build(input_dim), or call the model on a "
+                "batch of data.")
         rows = [(f"{layer.name} ({type(layer).__name__})",
                  f"(None, {layer.output_dim if layer.built else '?'})",
                  str(layer.count_params()) if layer.built else "?") for layer in self.layers]
@@ -1059,6 +1100,52 @@ class Sequential:
 
     def __repr__(self) -> str:
         return f"<Sequential name={self.name!r} layers={[layer.name for layer in self.layers]}>"
+
+
+class Model(Sequential):
+    """Keras's functional form, for chains: ``Model(inputs, outputs)`` is the ``Sequential``
+    of the layers between them.
+
+    Example::
+
+        inputs = layerwise.Input(shape=(784,))
+        x = layers.Dense(64, activation="relu")(inputs)
+        outputs = layers.Dense(10, activation="softmax")(x)
+        model = layerwise.Model(inputs, outputs)
+
+    A graph that is not a chain (several inputs or outputs, a branch, a merge) and a
+    subclass that defines ``call`` are refused with a message saying what is supported.
+    """
+
+    def __init__(self, inputs: Any = None, outputs: Any = None, name: str | None = None,
+                 **kwargs: Any) -> None:
+        if inputs is None or outputs is None:
+            raise TypeError(
+                "layerwise.Model takes Model(inputs, outputs): a chain from Input(shape=...) "
+                "through layers to the output. Subclassed models with their own call() are "
+                "not supported; write the network as a Sequential of layers instead.")
+        inputs, outputs = _single(inputs, "inputs"), _single(outputs, "outputs")
+        for argument, value in (("inputs", inputs), ("outputs", outputs)):
+            if not getattr(value, "_symbolic", False):
+                raise TypeError(f"`{argument}` must be the tensor of Input(...) or of a layer "
+                                f"called on it. Received: {argument}={value!r}")
+        if outputs.source is not inputs:
+            raise ValueError("`outputs` was not computed from `inputs`: call the layers on "
+                             "the tensor that Input(...) returned.")
+        super().__init__(list(outputs.layers), name=name or "functional", **kwargs)
+
+
+def _single(value: Any, argument: str) -> Any:
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise ValueError(
+                f"layerwise.Model takes one tensor for `{argument}`; received {len(value)}. "
+                "Several inputs or outputs make a graph, not a chain: layerwise builds "
+                "chains (the networks Sequential holds).")
+        return value[0]
+    if isinstance(value, dict):
+        raise ValueError(f"layerwise.Model takes one tensor for `{argument}`, not a dict.")
+    return value
 
 
 def load_model(filepath: str, compile: bool = True, restore_random_state: bool = False,

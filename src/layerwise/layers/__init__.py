@@ -10,12 +10,17 @@ from .dense import Dense
 from .dropout import Dropout
 from .maxout import Maxout
 from .preprocessing import Normalization, Rescaling
+from .structure import Flatten, Input, InputLayer, KerasTensor
 
 __all__ = [
     "ELU",
     "Activation",
     "Dense",
     "Dropout",
+    "Flatten",
+    "Input",
+    "InputLayer",
+    "KerasTensor",
     "Layer",
     "LeakyReLU",
     "Maxout",

@@ -198,9 +198,31 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, x: Any, training: bool = False) -> Any:
+        if getattr(x, "_symbolic", False):  # the functional form: Dense(64)(inputs)
+            return self._call_symbolic(x)
         if not self.built:
             self.build(x.shape[-1])
         return self.forward(x, training)
+
+    def _call_symbolic(self, tensor: Any) -> Any:
+        from .structure import KerasTensor
+
+        if tensor.consumers:
+            raise ValueError(
+                f"Layer {self.name!r} is called on a tensor another layer already took: a "
+                "branch. layerwise builds chains (Input -> layer -> layer -> output), the "
+                "networks Sequential holds; branches, merges and several inputs are not "
+                "supported.")
+        tensor.consumers += 1
+        features = 1
+        for size in tensor.shape[1:]:
+            features *= size
+        if not self.built:
+            self.build(features)
+        elif self.input_dim != features:
+            raise ValueError(f"Layer {self.name!r} was built for input_dim={self.input_dim}, "
+                             f"but it is called on a tensor of {features} features.")
+        return KerasTensor((self.output_dim,), (*tensor.layers, self), tensor.source)
 
     # -- weights -------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
