@@ -142,7 +142,7 @@ def test_non_numeric_and_one_dimensional_x():
 @pytest.mark.parametrize(("arg", "value", "pattern"), [
     ("batch_size", 0, "`batch_size` must be a positive integer. Received: batch_size=0"),
     ("epochs", -1, "`epochs` must be a non-negative integer. Received: epochs=-1"),
-    ("verbose", 3, "`verbose` must be 0, 1 or 2. Received: verbose=3"),
+    ("verbose", 3, "`verbose` must be 0, 1, 2 or 'auto'. Received: verbose=3"),
 ])
 def test_bad_fit_arguments(arg, value, pattern, data):
     with pytest.raises(ValueError, match=pattern):

@@ -86,8 +86,19 @@ class ArraySource:
         self._buffers: tuple[Any, ...] | None = None
         #: (rank, size) when each global batch is split across data-parallel ranks
         self.shard: Shard = None
+        #: batches per epoch when fewer than the data holds (``fit(steps_per_epoch=)``)
+        self.max_steps: int | None = None
 
     def batches(self, rng: np.random.Generator | None) -> Iterator[Batch]:
+        if self.max_steps is None:
+            yield from self._batches(rng)
+            return
+        for step, batch in enumerate(self._batches(rng)):
+            if step >= self.max_steps:
+                return
+            yield batch
+
+    def _batches(self, rng: np.random.Generator | None) -> Iterator[Batch]:
         n, size = self.samples, self.batch_size
         if rng is None:
             for start in range(0, n, size):

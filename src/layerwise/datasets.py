@@ -241,6 +241,38 @@ _LOADERS: dict[str, Callable[..., Dataset]] = {
 }
 
 
+class _KerasDataset:
+    """``layerwise.datasets.<name>.load_data()`` as Keras's ``keras.datasets.<name>``."""
+
+    def __init__(self, loader: Callable[[], tuple[Any, Any]], doc: str) -> None:
+        self.load_data = loader
+        self.__doc__ = doc
+
+
+def _mnist_keras() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    data = load_mnist()
+    images = [a.reshape(-1, 28, 28).astype(np.uint8) for a in (data.x_train, data.x_test)]
+    return (images[0], data.y_train.astype(np.uint8)), (images[1], data.y_test.astype(np.uint8))
+
+
+def _boston_keras(test_split: float = 0.2, seed: int = 113
+                  ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    data = load_boston_housing(test_size=test_split, seed=seed)
+    return ((data.x_train.astype(np.float64), data.y_train.astype(np.float64)),
+            (data.x_test.astype(np.float64), data.y_test.astype(np.float64)))
+
+
+mnist = _KerasDataset(
+    _mnist_keras,
+    "Keras's ``mnist.load_data()`` shapes and dtypes (uint8 images ``(n, 28, 28)``, uint8 "
+    "labels) from the bundled 5,000-image subset: 4,000 training and 1,000 test images, not "
+    "Keras's 60,000 + 10,000 (there is no download).")
+boston_housing = _KerasDataset(
+    _boston_keras,
+    "Keras's ``boston_housing.load_data()`` (80/20 split, seed 113) from mlxtend's copy, "
+    "with 12 features: the column B is dropped (see this module's docstring).")
+
+
 def names() -> list[str]:
     """The bundled data sets, by name."""
     return list(_LOADERS)

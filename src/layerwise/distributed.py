@@ -121,7 +121,9 @@ class Context:
         """Give every rank rank 0's weights, optimizer state and layer constants."""
         if self.size == 1:
             return
-        for array in ([model._flat_params] if model._flat_params is not None
+        frozen = [p for layer in model.layers if not layer.trainable
+                  for p in layer.params.values()]
+        for array in ([model._flat_params, *frozen] if model._flat_params is not None
                       else model.params):
             self.comm.Bcast(array, root=0)
         constants = self.comm.bcast([layer.get_constants() for layer in model.layers], root=0)

@@ -72,7 +72,9 @@ def _check_finite(array: np.ndarray, argument: str, rows: Any = None) -> None:
         return
     # one summing pass, no temporary: NaN and ±inf make the sum non-finite (so can an
     # overflow of huge finite values, which the exact check below then clears)
-    if np.isfinite(np.add.reduce(array, axis=None)):
+    with np.errstate(over="ignore", invalid="ignore"):  # inf - inf: the exact check decides
+        total = np.add.reduce(array, axis=None)
+    if np.isfinite(total):
         return
     if not np.isfinite(array).all():
         bad = np.argwhere(~np.isfinite(array))[0]

@@ -50,7 +50,8 @@ from .layers.base import LAYERS, check_positive_int
 from .optimizers.base import tiling_base
 from .utils import global_rng, make_rng
 
-__all__ = ["Model", "Sequential", "NonFiniteLossError", "NonFiniteWeightsError", "load_model"]
+__all__ = ["Model", "Sequential", "NonFiniteLossError", "NonFiniteWeightsError", "clone_model",
+           "load_model", "model_from_json"]
 
 
 class Sequential:
@@ -124,7 +125,8 @@ class Sequential:
             raise TypeError(
                 f"`layer` must be a layerwise Layer instance. Received: layer={layer!r}"
             )
-        if self.layers and layer._declared_input_dim is not None and \
+        # a layer re-used from another model is checked against its input by build below
+        if self.layers and layer._declared_input_dim is not None and not layer.built and \
                 type(layer).__name__ not in ("InputLayer",):
             raise ValueError(
                 f"Only the first layer takes `input_dim`; layer {layer.name!r} is added at "
@@ -140,6 +142,14 @@ class Sequential:
             self.build(self.layers[0].input_dim)
         elif len(self.layers) > 1 and self.layers[-2].built and not layer.built:
             layer.build(self.layers[-2].output_dim)
+        elif len(self.layers) > 1 and self.layers[-2].built and \
+                layer.input_dim != self.layers[-2].output_dim:  # a re-used, built layer
+            self.layers.pop()
+            self._layer_names.discard(layer.name)
+            raise ValueError(
+                f"Layer {layer.name!r} was built for input_dim={layer.input_dim}, but the "
+                f"layer before it gives {self.layers[-1].output_dim} features. A built layer "
+                "keeps its weights' shape: re-use it only where its input has that size.")
 
     def build(self, input_dim: int | None = None, input_shape: tuple[int] | None = None) -> None:
         """Create every layer's parameters for ``input_dim`` input features."""
@@ -188,6 +198,19 @@ class Sequential:
     def grads(self) -> list[Any]:
         """The gradient buffer of each array in ``params``, in the same order."""
         return [g for layer in self.layers for g in layer.grads.values()]
+
+    @property
+    def weights(self) -> list[Any]:
+        """Every parameter array (Keras's ``model.weights``), in layer order."""
+        return self.params
+
+    @property
+    def trainable_weights(self) -> list[Any]:
+        return [w for layer in self.layers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self) -> list[Any]:
+        return [w for layer in self.layers for w in layer.non_trainable_weights]
 
     # -- compile -------------------------------------------------------------------------
     def compile(
@@ -419,7 +442,13 @@ class Sequential:
                 f"{self.feature_names} ({detail}). Select them in the training order, e.g. "
                 f"{argument}[model.feature_names]."
             )
-        return x.to_numpy()
+        values = x.to_numpy()
+        if values.dtype == object:  # mixed columns, e.g. bool and float: numbers if they can
+            try:
+                values = values.astype(np.float64)
+            except (TypeError, ValueError):
+                pass  # strings: the input checks say so, naming the argument
+        return values
 
     def _begin(self, method: str) -> None:
         self._check_compiled(method)
@@ -442,19 +471,26 @@ class Sequential:
         Each layer keeps its own arrays, now views into the buffers, so nothing else changes;
         an optimizer then updates all parameters in one pass (see ``Optimizer.build``).
         """
-        params = self.params
+        trainable = [layer for layer in self.layers if layer.trainable]
+        names = tuple(layer.name for layer in trainable if layer.params)
+        previous, self._trainable_layers = getattr(self, "_trainable_layers", None), names
+        if previous is not None and previous != names and self.optimizer is not None and \
+                self.optimizer.built:  # frozen or unfrozen since: the state starts afresh
+            self.optimizer.set_state({"iterations": self.optimizer.iterations, "slots": {}})
+        params = [p for layer in trainable for p in layer.params.values()]
+        grads = [g for layer in trainable for g in layer.grads.values()]
         if not params or len({p.dtype for p in params}) != 1:
-            self._param_list, self._grad_list = params, self.grads
+            self._param_list, self._grad_list = params, grads
             self._flat_params = self._grad_buffer = None
             self._check_every = check_interval(sum(int(p.size) for p in params))
             return
         tail = self._grad_tail
-        if tiling_base(params) is None or tiling_base(self.grads, tail) is None:
+        if tiling_base(params) is None or tiling_base(grads, tail) is None:
             total = sum(p.size for p in params)
             flat_params = xp.empty(total, dtype=params[0].dtype)
             flat_grads = xp.zeros(total + tail, dtype=params[0].dtype)
             offset = 0
-            for layer in self.layers:
+            for layer in trainable:
                 for name, param in layer.params.items():
                     view = flat_params[offset:offset + param.size].reshape(param.shape)
                     view[...] = param
@@ -462,8 +498,10 @@ class Sequential:
                     layer.grads[name] = flat_grads[offset:offset + param.size].reshape(
                         param.shape)
                     offset += param.size
-        if [id(p) for p in self._param_list] != [id(p) for p in self.params]:
-            self._param_list, self._grad_list = self.params, self.grads
+            grads = [g for layer in trainable for g in layer.grads.values()]
+            params = [p for layer in trainable for p in layer.params.values()]
+        if [id(p) for p in self._param_list] != [id(p) for p in params]:
+            self._param_list, self._grad_list = params, grads
         self._flat_params = tiling_base(self._param_list)
         grads = tiling_base(self._grad_list, tail)
         self._grad_buffer = None if grads is None else (grads.base if tail else grads)
@@ -656,8 +694,7 @@ class Sequential:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"`{arg}` must be a non-negative integer. Received: "
                                  f"{arg}={value!r}")
-        if verbose not in (0, 1, 2):
-            raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
+        verbose = _verbosity(verbose)
         if steps_per_epoch is not None:
             steps_per_epoch = check_positive_int(steps_per_epoch, "steps_per_epoch")
         if not isinstance(shuffle, (bool, np.bool_)):
@@ -674,6 +711,9 @@ class Sequential:
         train, val = self._sources(x, y, sample_weight, class_weight, batch_size,
                                    validation_split, validation_data, preprocess,
                                    steps_per_epoch)
+        if steps_per_epoch is not None and isinstance(train, data.ArraySource):
+            train.max_steps = steps_per_epoch  # arrays: this many batches of each epoch
+            train.steps = min(train.steps, steps_per_epoch)
         self._resolve_metrics()
 
         self.history = History()
@@ -922,14 +962,17 @@ class Sequential:
         self, x: Any, y: Any = None, batch_size: int | None = None, verbose: int = 1,
         sample_weight: Any | None = None, class_weight: dict[int, float] | None = None,
         steps: int | None = None, preprocess: Callable[[Any], Any] | None = None,
-    ) -> float | list[float]:
+        return_dict: bool = False,
+    ) -> float | list[float] | dict[str, float]:
         """Loss (and metrics) on ``(x, y)`` in inference mode (dropout off).
 
         The loss includes any regularisation penalty, as in ``fit``'s logs, and is weighted
         by ``sample_weight`` and ``class_weight`` as in ``fit``. ``x`` may be streamed as in
         ``fit`` (memmap, ``preprocess``, Sequence, generator with ``steps``). Returns
-        ``[loss, *metrics]``, or the loss alone when there are no metrics.
+        ``[loss, *metrics]``, or the loss alone when there are no metrics, or with
+        ``return_dict=True`` ``{"loss": ..., metric: ...}``.
         """
+        verbose = _verbosity(verbose)
         self._begin("evaluate")
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
         streaming = preprocess is not None or isinstance(x, np.memmap) or data.is_stream(x)
@@ -945,8 +988,10 @@ class Sequential:
             source.shard = context.shard
         with self._inference_layers() as layers:
             logs = self._evaluate_source(source, layers=layers, strategy=context)
-        if verbose:
+        if verbose and distributed.is_chief():
             print(format_logs(logs))
+        if return_dict:
+            return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
@@ -1037,6 +1082,77 @@ class Sequential:
             layer.set_weights(weights[start:start + len(layer.params)])
             start += len(layer.params)
 
+    # -- Keras's model API -----------------------------------------------------------------
+    def pop(self) -> Layer:
+        """Remove and return the last layer (the optimizer's state starts afresh at the next
+        fit, as after recompiling in Keras)."""
+        if not self.layers:
+            raise ValueError("There are no layers in the model to pop.")
+        layer = self.layers.pop()
+        self._layer_names.discard(layer.name)
+        self._param_list, self._grad_list = [], []
+        if self.optimizer is not None and self.optimizer.built:
+            self.optimizer.set_state({"iterations": self.optimizer.iterations, "slots": {}})
+        return layer
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """The layer called ``name``, or at position ``index``."""
+        if (name is None) == (index is None):
+            raise ValueError("Give either `name` or `index` to get_layer(). Received: "
+                             f"name={name!r}, index={index!r}")
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"`index` {index} is out of range: the model has "
+                                 f"{len(self.layers)} layers.")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        import difflib
+
+        close = difflib.get_close_matches(name, [layer.name for layer in self.layers], n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"No layer named {name!r}.{hint} Layers: "
+                         f"{', '.join(layer.name for layer in self.layers)}")
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """``(None, features)``, or ``(None, 28, 28)`` for a model that starts by flattening."""
+        first = self.layers[0] if self.layers else None
+        shape = getattr(first, "feature_shape", None)
+        return (None, *shape) if shape else (None, self.input_dim)
+
+    @property
+    def output_shape(self) -> tuple[int | None, ...]:
+        return (None, self.output_dim)
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """``["loss", *metric names]``, the keys of ``evaluate(return_dict=True)``."""
+        return ["loss", *(metric.name for metric in self.metrics)]
+
+    def predict_on_batch(self, x: Any) -> np.ndarray:
+        """``predict`` of one batch: ``x`` in one pass."""
+        return self.predict(x, batch_size=max(1, len(x)), verbose=0)
+
+    def to_json(self, **kwargs: Any) -> str:
+        """The architecture as JSON (no weights); ``models.model_from_json`` rebuilds it."""
+        import json
+
+        return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
+
+    def save_weights(self, filepath: str) -> None:
+        """Save the weights alone (a safetensors file; ``load_weights`` reads it)."""
+        from .saving import save_weights
+
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath: str) -> None:
+        """Set the weights from ``save_weights``'s (or ``save``'s) file, checking each shape."""
+        from .saving import load_weights
+
+        load_weights(self, filepath)
+
     def count_params(self) -> int:
         """Total number of trainable numbers."""
         return sum(layer.count_params() for layer in self.layers)
@@ -1058,8 +1174,10 @@ class Sequential:
         out = [f'Model: "{self.name}"', line,
                "".join(h.ljust(w) for h, w in zip(header, widths)), "=" * sum(widths)]
         out += ["".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+        frozen = sum(layer.count_params() for layer in self.layers if not layer.trainable)
         out += ["=" * sum(widths), f"Total params: {self.count_params():,}",
-                f"Trainable params: {self.count_params():,}", line]
+                f"Trainable params: {self.count_params() - frozen:,}",
+                f"Non-trainable params: {frozen:,}", line]
         print_fn("\n".join(out))
 
     # -- config --------------------------------------------------------------------------
@@ -1191,6 +1309,37 @@ def _lr_text(optimizer: Any) -> str:
         return f" (learning_rate={optimizer.current_learning_rate():g})"
     except (ValueError, TypeError):
         return ""
+
+
+def _verbosity(verbose: Any) -> int:
+    """Keras's ``verbose``: 0, 1, 2 or ``"auto"`` (1)."""
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2) or isinstance(verbose, float):
+        raise ValueError(f"`verbose` must be 0, 1, 2 or 'auto'. Received: verbose={verbose!r}")
+    return int(verbose)
+
+
+def model_from_json(json_string: str, custom_objects: dict[str, Any] | None = None
+                    ) -> Sequential:
+    """The model of ``to_json``'s string, untrained (new weights)."""
+    import json
+
+    from .registry import custom_object_scope
+
+    try:
+        config = json.loads(json_string)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"`json_string` is not valid JSON: {exc}") from None
+    if isinstance(config, dict) and "config" in config:
+        config = config["config"]
+    with custom_object_scope(custom_objects):
+        return Sequential.from_config(config)
+
+
+def clone_model(model: Sequential) -> Sequential:
+    """A new model with ``model``'s architecture and freshly initialised weights."""
+    return Sequential.from_config(model.get_config())
 
 
 _NO_GENERATORS = (

@@ -26,9 +26,9 @@ import numpy as np
 
 from . import losses, metrics, optimizers, utils
 from ._version import __version__
-from .backend import to_numpy
+from .backend import to_numpy, xp
 
-__all__ = ["save_model", "load_model", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "layerwise"
 FORMAT_VERSION = "1"
@@ -127,6 +127,56 @@ def save_model(model: Any, filepath: str | os.PathLike[str]) -> None:
 def _json_scalar(value: Any) -> Any:
     """A class or feature name as JSON can hold it (NumPy scalars become Python ones)."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def save_weights(model: Any, filepath: str | os.PathLike[str]) -> None:
+    """Write ``model``'s weights alone to a safetensors file, atomically (Keras's
+    ``save_weights``); the architecture is the model's own."""
+    from . import distributed
+
+    path = os.fspath(filepath)
+    if not model.built:
+        raise ValueError("The model is not built, so it has no weights to save.")
+    if not distributed.is_chief():
+        return
+    tensors = {}
+    for i, layer in enumerate(model.layers):
+        for name, param in layer.params.items():
+            array = np.ascontiguousarray(to_numpy(param))
+            if not np.isfinite(array).all():
+                raise ValueError(f"Refusing to save to {path}: weight {name!r} of layer "
+                                 f"{layer.name!r} holds NaN or infinite values.")
+            tensors[f"layers.{i}.{name}"] = array
+    metadata = {"format": FORMAT + "-weights", "format_version": FORMAT_VERSION}
+    atomic_write(path, _safetensors().numpy.save(tensors, metadata=metadata))
+
+
+def load_weights(model: Any, filepath: str | os.PathLike[str]) -> None:
+    """Set ``model``'s weights from ``save_weights``'s file (or a full model file), after
+    checking that every tensor is there, with the right shape, and finite."""
+    path = os.fspath(filepath)
+    _open_check(path)
+    try:
+        with _safetensors().safe_open(path, framework="numpy") as handle:
+            kind = (handle.metadata() or {}).get("format")
+            tensors = {k: handle.get_tensor(k) for k in handle.keys() if k.startswith("layers.")}
+    except Exception as exc:  # SafetensorError, or an OSError from a broken file
+        raise ValueError(f"{path} is not a readable safetensors weights file: {exc}") from None
+    if kind not in (FORMAT, FORMAT + "-weights"):
+        raise ValueError(f"{path} is not a layerwise weights or model file (format={kind!r}).")
+    if not model.built:
+        raise ValueError("Build the model before load_weights(): its architecture decides "
+                         "which weights the file must hold.")
+    expected = {f"layers.{i}.{name}": param for i, layer in enumerate(model.layers)
+                for name, param in layer.params.items()}
+    if set(tensors) != set(expected):
+        missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        raise ValueError(f"{path}: the weights do not match the model (missing: "
+                         f"{missing[:5] or 'none'}; unexpected: {extra[:5] or 'none'}).")
+    for key, param in expected.items():
+        _check_tensor(path, key, tensors[key], param.shape)
+    for key, param in expected.items():  # all checked first: a failure changes nothing
+        param[...] = xp.asarray(tensors[key], dtype=param.dtype)
 
 
 def _umask() -> int:

@@ -77,6 +77,7 @@ class Layer:
         dtype: str | None = None,
         input_dim: int | None = None,
         input_shape: tuple[int, ...] | None = None,
+        trainable: bool = True,
     ) -> None:
         base = _snake(type(self).__name__)
         count = next(_NAME_COUNTERS[base])
@@ -107,6 +108,10 @@ class Layer:
         self.regularizers: dict[str, regularizers.Regularizer] = {}
         #: False when nothing needs dL/d(input) (the first layer): backward may skip it
         self.input_gradient = True
+        #: False freezes the layer: fit leaves its parameters as they are (as in Keras,
+        #: the change takes effect at the next fit, with the optimizer's state started
+        #: afresh for the new set of parameters)
+        self.trainable = bool(trainable)
         #: set by the model inside its own loops: outputs and gradients may then live in
         #: buffers this layer reuses from batch to batch, instead of new arrays
         self.reuse_buffers = False
@@ -246,6 +251,19 @@ class Layer:
                 )
             param[...] = xp.asarray(value, dtype=param.dtype)
 
+    @property
+    def weights(self) -> list[Any]:
+        """The parameter arrays themselves (Keras's ``layer.weights``)."""
+        return list(self.params.values())
+
+    @property
+    def trainable_weights(self) -> list[Any]:
+        return self.weights if self.trainable else []
+
+    @property
+    def non_trainable_weights(self) -> list[Any]:
+        return [] if self.trainable else self.weights
+
     def get_constants(self) -> dict[str, Any]:
         """Non-trainable state computed from data (e.g. Normalization's mean and variance),
         which data-parallel training broadcasts from rank 0; {} for most layers."""
@@ -264,6 +282,8 @@ class Layer:
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this layer (not its weights)."""
         config: dict[str, Any] = {"name": self.name, "dtype": self.dtype}
+        if not self.trainable:
+            config["trainable"] = False
         if self._declared_input_dim is not None:
             config["input_dim"] = self._declared_input_dim
         return config

@@ -50,6 +50,16 @@ class Dense(Layer):
         self.kernel_regularizer = regularizers.get(kernel_regularizer, "kernel_regularizer")
         self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
 
+    @property
+    def kernel(self) -> Any:
+        """W, ``(inputs, units)`` (None before the layer is built)."""
+        return self.params.get("kernel")
+
+    @property
+    def bias(self) -> Any:
+        """b, ``(units,)`` (None without a bias or before the layer is built)."""
+        return self.params.get("bias")
+
     def compute_output_dim(self, input_dim: int) -> int:
         return self.units
 

@@ -40,8 +40,13 @@ class Normalization(Layer):
     ``adapt(x_train)`` to compute them from data, as Keras's ``Normalization``.
     """
 
-    def __init__(self, mean: Any = None, variance: Any = None, **kwargs: Any) -> None:
+    def __init__(self, mean: Any = None, variance: Any = None, axis: int | None = -1,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if axis not in (-1, 1, None):
+            raise ValueError("`axis` must be -1 (a mean and variance per feature) or None "
+                             f"(one over all values). Received: axis={axis!r}")
+        self.axis = axis
         if (mean is None) != (variance is None):
             raise ValueError("Pass both `mean` and `variance`, or neither (then call adapt()).")
         self.mean = None if mean is None else np.atleast_1d(np.asarray(mean, dtype=np.float64))
@@ -60,6 +65,8 @@ class Normalization(Layer):
     def adapt(self, data: Any) -> None:
         """Set ``mean`` and ``variance`` per feature from ``data`` of shape (batch, features)."""
         data = np.asarray(data, dtype=np.float64)
+        if data.ndim == 1:
+            data = data.reshape(-1, 1)  # one feature, as Keras's tutorials pass it
         if data.ndim != 2 or data.shape[0] == 0:
             raise ValueError(f"adapt() needs a 2-D (batch, features) array. Received shape "
                              f"{data.shape}")
@@ -68,7 +75,9 @@ class Normalization(Layer):
             raise ValueError(f"adapt() needs finite data, but data[{row}, {column}] is "
                              f"{data[row, column]}. Remove or impute NaN and infinite values "
                              "first.")
-        self.mean, self.variance = data.mean(axis=0), data.var(axis=0)
+        axis = None if self.axis is None else 0
+        self.mean = np.atleast_1d(data.mean(axis=axis))
+        self.variance = np.atleast_1d(data.var(axis=axis))
         if self.built:
             self.build(self.input_dim)
 
@@ -105,6 +114,8 @@ class Normalization(Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
+        if self.axis != -1:
+            config["axis"] = self.axis
         if self.mean is not None:
             config.update(mean=self.mean.tolist(), variance=self.variance.tolist())
         return config

