@@ -252,3 +252,128 @@ def test_a_built_layer_reused_with_other_inputs_says_so():
     with pytest.raises(ValueError, match=r"was built for input_dim=4, but the layer before "
                                          r"it gives 6 features"):
         keras.Sequential([layers.Dense(6, input_dim=2), dense])
+
+
+# ---- 4. the callback protocol of Keras 3 ------------------------------------------------------
+
+_HOOKS = ["on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+          "on_batch_begin", "on_batch_end", "on_test_begin", "on_test_end",
+          "on_test_batch_begin", "on_test_batch_end", "on_predict_begin", "on_predict_end",
+          "on_predict_batch_begin", "on_predict_batch_end"]
+
+
+def _recording(name):
+    def hook(self, *args):
+        assert isinstance(args[-1], dict), (name, args)  # logs: a dict, never None
+        self.seen.append(name)
+    return hook
+
+
+class _Recorder(keras.callbacks.Callback):
+    """Defines every Keras hook except on_train_batch_*, whose default calls on_batch_*."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    locals().update({name: _recording(name) for name in _HOOKS})
+
+
+def test_every_hook_gets_a_logs_dict_and_keras_2_batch_hooks_run():
+    x, y = _xy()
+    model = keras.Sequential([layers.Dense(3, activation="softmax", input_dim=4)])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    recorder = _Recorder()
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[recorder])
+    assert recorder.seen == ["on_train_begin", "on_epoch_begin", "on_batch_begin",
+                             "on_batch_end", "on_batch_begin", "on_batch_end", "on_epoch_end",
+                             "on_train_end"]
+    recorder.seen.clear()
+    model.evaluate(x, y, batch_size=32, verbose=0, callbacks=[recorder])
+    assert recorder.seen == ["on_test_begin", "on_test_batch_begin", "on_test_batch_end",
+                             "on_test_batch_begin", "on_test_batch_end", "on_test_end"]
+    recorder.seen.clear()
+    model.predict(x, batch_size=64, callbacks=[recorder])
+    assert recorder.seen == ["on_predict_begin", "on_predict_batch_begin",
+                             "on_predict_batch_end", "on_predict_end"]
+
+
+def test_model_checkpoint_options(tmp_path):
+    x, y = _xy(96)
+    model = keras.Sequential([layers.Dense(3, activation="softmax", input_dim=4)])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[
+        keras.callbacks.ModelCheckpoint(str(tmp_path / "b{epoch}-{batch}.weights"),
+                                        save_weights_only=True, save_freq=4),
+        keras.callbacks.ModelCheckpoint(str(tmp_path / "best.safetensors"), monitor="loss",
+                                        mode="min", save_best_only=True)])
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["b1-4.weights", "b2-2.weights", "b2-6.weights", "best.safetensors"]
+    clone = keras.models.clone_model(model)
+    clone.load_weights(tmp_path / "b2-6.weights")
+    for a, b in zip(clone.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_backup_and_restore_resumes_an_interrupted_fit(tmp_path):
+    x, y = _xy(96)
+
+    def build():
+        keras.utils.set_random_seed(4)
+        model = keras.Sequential([layers.Dense(8, activation="relu", input_dim=4),
+                                  layers.Dropout(0.2), layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return model
+
+    straight = build()
+    straight.fit(x, y, batch_size=16, epochs=4, verbose=0)
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("the machine went away")
+
+    backup = keras.callbacks.BackupAndRestore(tmp_path / "backup")
+    interrupted = build()
+    with pytest.raises(RuntimeError):
+        interrupted.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[backup, Crash()])
+    assert (tmp_path / "backup" / "latest.safetensors").exists()
+    resumed = build()
+    history = resumed.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[backup])
+    assert history.epoch == [2, 3]
+    for a, b in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not (tmp_path / "backup" / "latest.safetensors").exists()  # done: deleted
+
+
+def test_tensorboard_writes_event_files_tensorboard_reads(tmp_path):
+    accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator",
+        reason="pip install 'layerwise[tensorboard]'")
+    x, y = _xy(96)
+    model = keras.Sequential([layers.Dense(8, activation="relu", input_dim=4),
+                              layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    history = model.fit(x, y, epochs=3, verbose=0, validation_split=0.25, callbacks=[
+        keras.callbacks.TensorBoard(log_dir=str(tmp_path), histogram_freq=1)])
+    train = accumulator.EventAccumulator(str(tmp_path / "train"),
+                                         size_guidance={"scalars": 0, "histograms": 0})
+    train.Reload()
+    assert {"epoch_loss", "epoch_accuracy"} <= set(train.Tags()["scalars"])
+    losses = [event.value for event in train.Scalars("epoch_loss")]
+    np.testing.assert_allclose(losses, history.history["loss"], rtol=1e-6)
+    assert any(tag.endswith("/kernel") for tag in train.Tags()["histograms"])
+    validation = accumulator.EventAccumulator(str(tmp_path / "validation"))
+    validation.Reload()
+    assert [e.step for e in validation.Scalars("epoch_loss")] == [0, 1, 2]
+
+
+def test_learning_rate_scheduler_takes_a_one_argument_schedule():
+    x, y = _xy()
+    model = keras.Sequential([layers.Dense(3, activation="softmax", input_dim=4)])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=3, verbose=0, callbacks=[
+        keras.callbacks.LearningRateScheduler(lambda epoch: 0.1 * 0.5 ** epoch)])
+    assert history.history["learning_rate"] == [0.1, 0.05, 0.025]

@@ -13,6 +13,7 @@ current batch. ``self.params`` holds ``epochs``, ``steps``, ``batch_size``, ``sa
 from __future__ import annotations
 
 import csv
+import inspect
 import math
 import os
 import sys
@@ -26,7 +27,7 @@ import numpy as np
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
     "LearningRateScheduler", "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger",
-    "LambdaCallback", "GradientMonitor", "ModelCheckpoint",
+    "LambdaCallback", "GradientMonitor", "ModelCheckpoint", "BackupAndRestore", "TensorBoard",
 ]  # fmt: skip
 
 Logs = dict[str, Any]
@@ -41,7 +42,12 @@ def _say(*args: Any) -> None:
 
 
 class Callback:
-    """Base class; override the hooks you need. ``self.model`` is set by ``fit``."""
+    """Base class; override the hooks you need. ``self.model`` is set by ``fit`` (and by
+    ``evaluate``/``predict`` given ``callbacks=``). Every hook receives a ``logs`` dict.
+
+    The batch hooks of training call Keras 2's names by default, so a callback that defines
+    ``on_batch_end`` still runs.
+    """
 
     def __init__(self) -> None:
         self.model: Any = None
@@ -57,16 +63,48 @@ class Callback:
     def on_train_end(self, logs: Logs | None = None) -> None: ...
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None: ...
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None: ...
-    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
+
+    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        self.on_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self.on_batch_end(batch, logs)
+
+    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
+    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
+    def on_test_begin(self, logs: Logs | None = None) -> None: ...
+    def on_test_end(self, logs: Logs | None = None) -> None: ...
+    def on_test_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
+    def on_test_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
+    def on_predict_begin(self, logs: Logs | None = None) -> None: ...
+    def on_predict_end(self, logs: Logs | None = None) -> None: ...
+    def on_predict_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
+    def on_predict_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
 
 
-_HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
-          "on_train_batch_begin", "on_train_batch_end")
+#: hook -> whether its first argument is an epoch or batch index
+_HOOKS = {
+    "on_train_begin": False, "on_train_end": False, "on_epoch_begin": True,
+    "on_epoch_end": True, "on_train_batch_begin": True, "on_train_batch_end": True,
+    "on_batch_begin": True, "on_batch_end": True, "on_test_begin": False,
+    "on_test_end": False, "on_test_batch_begin": True, "on_test_batch_end": True,
+    "on_predict_begin": False, "on_predict_end": False, "on_predict_batch_begin": True,
+    "on_predict_batch_end": True,
+}  # fmt: skip
+_BATCH_HOOKS = {
+    "train": ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end"),
+    "test": ("on_test_batch_begin", "on_test_batch_end"),
+    "predict": ("on_predict_batch_begin", "on_predict_batch_end"),
+}
+
+
+def _overrides(cb: Callback, hook: str) -> bool:
+    return hook in vars(cb) or getattr(type(cb), hook) is not getattr(Callback, hook)
 
 
 class CallbackList:
-    """Calls each hook on every callback, in order (``callbacks.on_epoch_end(epoch, logs)``)."""
+    """Calls each hook on every callback, in order (``callbacks.on_epoch_end(epoch, logs)``),
+    always with a ``logs`` dict."""
 
     def __init__(self, callbacks: list[Callback], model: Any, params: dict[str, Any]) -> None:
         for cb in callbacks:
@@ -77,18 +115,25 @@ class CallbackList:
             cb.set_model(model)
             cb.set_params(params)
         self.callbacks = callbacks
-        #: whether any callback listens to the batch hooks (fit skips them otherwise; on a
-        #: device backend each batch's logs cost a read of the running loss)
-        self.wants_batches = any(
-            getattr(cb, "wants_batch_logs", True) and (
-                hook in vars(cb) or getattr(type(cb), hook) is not getattr(Callback, hook))
-            for cb in callbacks for hook in ("on_train_batch_begin", "on_train_batch_end"))
+        #: whether any callback listens to the training batch hooks (fit skips them
+        #: otherwise; on a device backend each batch's logs cost a read of the running loss)
+        self.wants_batches = self.wants("train")
+
+    def wants(self, kind: str) -> bool:
+        """Whether any callback overrides a batch hook of ``kind`` (train, test, predict)."""
+        return any(getattr(cb, "wants_batch_logs", True) and _overrides(cb, hook)
+                   for cb in self.callbacks for hook in _BATCH_HOOKS[kind])
 
     def __getattr__(self, hook: str) -> Callable[..., None]:
         if hook not in _HOOKS:
             raise AttributeError(hook)
+        indexed = _HOOKS[hook]
 
         def call(*args: Any) -> None:
+            args = list(args)
+            position = 1 if indexed else 0
+            if len(args) <= position or args[position] is None:  # never None: Keras 3
+                args = [*args[:position], {}]
             for cb in self.callbacks:
                 getattr(cb, hook)(*args)
 
@@ -295,15 +340,25 @@ def _set_learning_rate(model: Any, value: float, who: str) -> None:
 
 
 class LearningRateScheduler(Callback):
-    """Sets the learning rate at the start of each epoch: ``lr = schedule(epoch, lr)``."""
+    """Sets the learning rate at the start of each epoch: ``lr = schedule(epoch, lr)``, or
+    ``schedule(epoch)`` for a function of one argument (as Keras accepts both)."""
 
-    def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0) -> None:
+    def __init__(self, schedule: Callable[..., float], verbose: int = 0) -> None:
         super().__init__()
         self.schedule = schedule
         self.verbose = verbose
+        try:
+            parameters = inspect.signature(schedule).parameters.values()
+            positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY,
+                                                              p.POSITIONAL_OR_KEYWORD)]
+            self._one_argument = len(positional) == 1 and not any(
+                p.kind == p.VAR_POSITIONAL for p in parameters)
+        except (TypeError, ValueError):  # a builtin without a signature
+            self._one_argument = False
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
-        lr = self.schedule(epoch, self.model.optimizer.current_learning_rate())
+        current = self.model.optimizer.current_learning_rate()
+        lr = self.schedule(epoch) if self._one_argument else self.schedule(epoch, current)
         _set_learning_rate(self.model, lr, "LearningRateScheduler")
         if self.verbose:
             _say(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr:.6g}.")
@@ -373,44 +428,213 @@ class ReduceLROnPlateau(_Monitoring):
 
 
 class ModelCheckpoint(_Monitoring):
-    """Save the model after each epoch, in the one-file safetensors format of ``model.save``.
+    """Save the model after each epoch (or every ``save_freq`` batches), in the one-file
+    safetensors format of ``model.save``.
 
     Args:
-        filepath: where to save; may hold ``{epoch}`` and log keys, e.g.
+        filepath: where to save; may hold ``{epoch}``, ``{batch}`` and log keys, e.g.
             ``"ckpt-{epoch:02d}-{val_loss:.3f}.safetensors"``.
         monitor, mode: the logged value deciding what is best (as ``EarlyStopping``).
         save_best_only: save only when ``monitor`` improved on the best value so far.
+        save_weights_only: write ``model.save_weights``'s file (weights alone).
+        save_freq: ``"epoch"``, or an int: save every that many training batches.
         verbose: 1 prints a line per save.
     """
 
     def __init__(self, filepath: str | os.PathLike[str], monitor: str = "val_loss",
-                 save_best_only: bool = False, mode: str = "auto", verbose: int = 0) -> None:
+                 verbose: int = 0, save_best_only: bool = False,
+                 save_weights_only: bool = False, mode: str = "auto",
+                 save_freq: str | int = "epoch", initial_value_threshold: float | None = None
+                 ) -> None:
         super().__init__(monitor, mode, 0.0)
         self.filepath = os.fspath(filepath)
         self.writes_model_files = True  # fit checks at its start that the model can be saved
         self.save_best_only = bool(save_best_only)
+        self.save_weights_only = bool(save_weights_only)
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(
+                save_freq, int) or save_freq < 1):
+            raise ValueError(f"`save_freq` must be 'epoch' or a positive integer. Received: "
+                             f"save_freq={save_freq!r}")
+        self.save_freq = save_freq
+        self.initial_value_threshold = initial_value_threshold
         self.verbose = verbose
 
+    @property
+    def wants_batch_logs(self) -> bool:
+        return self.save_freq != "epoch"
+
     def on_train_begin(self, logs: Logs | None = None) -> None:
-        if self.save_best_only:
+        if self.save_best_only and self.save_freq == "epoch":
             self._check_monitor_exists()
-        self.best = self._worst()
+        self.best = self._worst() if self.initial_value_threshold is None else \
+            self.initial_value_threshold
+        self._batches = 0
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        if self.save_freq == "epoch":
+            return
+        self._batches += 1
+        if self._batches % self.save_freq == 0:
+            self._save(self._epoch, batch, logs or {})
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
-        logs = logs or {}
+        if self.save_freq == "epoch":
+            self._save(epoch, None, logs or {})
+
+    def _save(self, epoch: int, batch: int | None, logs: Logs) -> None:
         if self.save_best_only:
             current = logs.get(self.monitor)
             if current is None or not self._improved(current, self.best):
                 return
             self.best = current
         try:
-            path = self.filepath.format(epoch=epoch + 1, **logs)
+            path = self.filepath.format(epoch=epoch + 1, batch=(batch or 0) + 1, **logs)
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"ModelCheckpoint cannot fill in filepath={self.filepath!r} "
                              f"from the logs ({', '.join(logs)}): {exc}") from None
-        self.model.save(path)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
         if self.verbose:
             _say(f"Epoch {epoch + 1}: saved model to {path}")
+
+
+class BackupAndRestore(Callback):
+    """Resume an interrupted ``fit`` where it stopped.
+
+    After each epoch the model, its optimizer state and the random state are written to
+    ``backup_dir`` (atomically). When ``fit`` starts and a backup is there (the previous
+    ``fit`` was interrupted: killed, Ctrl-C, an error), the backup is loaded and training
+    continues at the epoch after the one saved. A ``fit`` that ends normally deletes the
+    backup (unless ``delete_checkpoint=False``).
+    """
+
+    def __init__(self, backup_dir: str | os.PathLike[str], save_freq: str = "epoch",
+                 delete_checkpoint: bool = True) -> None:
+        super().__init__()
+        if save_freq != "epoch":
+            raise ValueError(f"`save_freq` must be 'epoch' (backups are taken at epoch "
+                             f"ends). Received: save_freq={save_freq!r}")
+        self.backup_dir = os.fspath(backup_dir)
+        self.delete_checkpoint = bool(delete_checkpoint)
+        self.writes_model_files = True
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.backup_dir, "latest.safetensors")
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        from .saving import read_extra_metadata
+        from .saving import load_model as load
+
+        if not os.path.exists(self.path):
+            return
+        saved = load(self.path, restore_random_state=True)
+        self.model.set_weights(saved.get_weights())
+        if saved.optimizer is not None:
+            self.model.optimizer.set_state(saved.optimizer.get_state())
+        epoch = int(read_extra_metadata(self.path).get("backup_epoch", "-1"))
+        self.model._resume_epoch = epoch + 1
+        _say(f"BackupAndRestore: resuming from {self.path} at epoch {epoch + 2}")
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        from .saving import save_model
+
+        save_model(self.model, self.path, extra_metadata={"backup_epoch": str(epoch)})
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        from . import distributed
+
+        if self.delete_checkpoint and not getattr(self.model, "training_failed", False) and \
+                distributed.is_chief() and os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+class TensorBoard(Callback):
+    """Write TensorBoard event files: each epoch's logs as scalars (``train/`` and
+    ``validation/``, tags ``epoch_loss``, ``epoch_accuracy``, ...) and, every
+    ``histogram_freq`` epochs, a histogram of each weight. Needs the ``tensorboard`` package
+    (``pip install 'layerwise[tensorboard]'``); view with ``tensorboard --logdir LOG_DIR``.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike[str] = "logs", histogram_freq: int = 0,
+                 **ignored: Any) -> None:
+        super().__init__()
+        if ignored:
+            warnings.warn(f"TensorBoard ignores {sorted(ignored)}: layerwise writes the epoch "
+                          "logs as scalars and, with histogram_freq, weight histograms.",
+                          UserWarning, stacklevel=2)
+        self.log_dir = os.fspath(log_dir)
+        if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, int) or \
+                histogram_freq < 0:
+            raise ValueError(f"`histogram_freq` must be an integer >= 0. Received: "
+                             f"histogram_freq={histogram_freq!r}")
+        self.histogram_freq = histogram_freq
+        self._writers: dict[str, Any] = {}
+
+    def _writer(self, run: str) -> Any:
+        if run not in self._writers:
+            from .utils import optional_import
+
+            module = optional_import("tensorboard.summary.writer.event_file_writer",
+                                     "The TensorBoard callback", "tensorboard")
+            self._writers[run] = module.EventFileWriter(os.path.join(self.log_dir, run))
+        return self._writers[run]
+
+    def _write(self, run: str, step: int, values: list[Any]) -> None:
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+
+        event = event_pb2.Event(wall_time=time.time(), step=step,
+                                summary=summary_pb2.Summary(value=values))
+        self._writer(run).add_event(event)
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        from . import distributed
+
+        if not distributed.is_chief():
+            return
+        from tensorboard.compat.proto import summary_pb2
+
+        runs: dict[str, list[Any]] = {}
+        for key, value in (logs or {}).items():
+            if not isinstance(value, (int, float)) or "/" in key:
+                continue
+            run, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            runs.setdefault(run, []).append(summary_pb2.Summary.Value(
+                tag=f"epoch_{name}", simple_value=float(value)))
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            runs.setdefault("train", []).extend(self._histograms())
+        for run, values in runs.items():
+            self._write(run, epoch, values)
+            self._writer(run).flush()
+
+    def _histograms(self) -> list[Any]:
+        from tensorboard.compat.proto import summary_pb2
+
+        from .backend import to_numpy
+
+        values = []
+        for layer in self.model.layers:
+            for name, param in layer.params.items():
+                data = to_numpy(param).astype(np.float64).ravel()
+                counts, edges = np.histogram(data, bins=30)
+                values.append(summary_pb2.Summary.Value(
+                    tag=f"{layer.name}/{name}", histo=summary_pb2.HistogramProto(
+                        min=float(data.min()), max=float(data.max()), num=float(data.size),
+                        sum=float(data.sum()), sum_squares=float((data * data).sum()),
+                        bucket_limit=[float(e) for e in edges[1:]],
+                        bucket=[float(c) for c in counts])))
+        return values
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
 
 
 class TerminateOnNaN(Callback):

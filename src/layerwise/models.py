@@ -757,13 +757,19 @@ class Sequential:
                       callback_list: CallbackList) -> None:
         """The training loop: epochs of batches (shuffled by ``orders(epoch)``), with the
         callbacks' hooks. ``on_train_end`` runs on every exit, errors and Ctrl-C included."""
+        self._last_logs: dict[str, float] = {}
+        self.training_failed = False
         callback_list.on_train_begin()
+        resume = self.__dict__.pop("_resume_epoch", None)  # set by BackupAndRestore
+        if resume is not None:
+            initial_epoch = max(initial_epoch, resume)
         try:
             self._run_epochs(train, val, epochs, initial_epoch, orders, callback_list)
         except BaseException as error:
+            self.training_failed = True  # callbacks see it in on_train_end
             self._end_after_error(callback_list, error)
             raise
-        callback_list.on_train_end()
+        callback_list.on_train_end(dict(self._last_logs))
 
     def _run_epochs(self, train: Any, val: Any, epochs: int, initial_epoch: int,
                     orders: Callable[[int], np.random.Generator | None],
@@ -834,6 +840,7 @@ class Sequential:
             if val is not None:
                 logs.update(self._evaluate_source(val, prefix="val_", strategy=strategy))
             callback_list.on_epoch_end(epoch, logs)
+            self._last_logs = logs
             if self.stop_training:
                 break
             if getattr(train, "exhausted", False):
@@ -928,17 +935,19 @@ class Sequential:
         return {prefix + name: float(v) for name, v in zip(names, means)}
 
     def _evaluate_source(self, source: Any, prefix: str = "",
-                         layers: list[Layer] | None = None, strategy: Any = None
-                         ) -> dict[str, float]:
+                         layers: list[Layer] | None = None, strategy: Any = None,
+                         hooks: CallbackList | None = None) -> dict[str, float]:
         """Loss and metrics over every batch of ``source``, in inference mode (through
         ``layers``, see ``forward``; summed over the ranks of ``strategy``)."""
         layers = self.layers if layers is None else layers
         totals = _Totals(1 + len(self.metrics), xp.__name__ != "numpy")
         seen = 0
-        for batch in source.batches(None):
+        for step, batch in enumerate(source.batches(None)):
             xb, yb, wb = _on_device(batch)
             if xb.shape[0] == 0:  # an empty part of a batch split across ranks
                 continue
+            if hooks is not None:
+                hooks.on_test_batch_begin(step)
             y_pred = self.forward(xb, training=False, layers=layers)
             if self._fused is not None:
                 totals.add(0, self._fused(yb, layers[-1]._z, wb) * xb.shape[0])
@@ -947,6 +956,9 @@ class Sequential:
             for i, metric in enumerate(self.metrics, start=1):
                 totals.add(i, metric.per_sample(yb, y_pred).sum())
             seen += xb.shape[0]
+            if hooks is not None:  # running means, as Keras reports them
+                hooks.on_test_batch_end(step, {**self._logs(totals.read() / seen),
+                                               "size": xb.shape[0]})
         totals = totals.read()  # the one read of an evaluation
         if strategy is not None:
             reduced = strategy.sum(np.append(totals, seen))
@@ -962,7 +974,7 @@ class Sequential:
         self, x: Any, y: Any = None, batch_size: int | None = None, verbose: int = 1,
         sample_weight: Any | None = None, class_weight: dict[int, float] | None = None,
         steps: int | None = None, preprocess: Callable[[Any], Any] | None = None,
-        return_dict: bool = False,
+        return_dict: bool = False, callbacks: list[Callback] | None = None,
     ) -> float | list[float] | dict[str, float]:
         """Loss (and metrics) on ``(x, y)`` in inference mode (dropout off).
 
@@ -970,7 +982,8 @@ class Sequential:
         by ``sample_weight`` and ``class_weight`` as in ``fit``. ``x`` may be streamed as in
         ``fit`` (memmap, ``preprocess``, Sequence, generator with ``steps``). Returns
         ``[loss, *metrics]``, or the loss alone when there are no metrics, or with
-        ``return_dict=True`` ``{"loss": ..., metric: ...}``.
+        ``return_dict=True`` ``{"loss": ..., metric: ...}``. ``callbacks`` get
+        ``on_test_begin``/``_end`` (with the logs) and, per batch, ``on_test_batch_*``.
         """
         verbose = _verbosity(verbose)
         self._begin("evaluate")
@@ -986,8 +999,13 @@ class Sequential:
             if isinstance(source, data.IteratorSource):
                 raise ValueError(_NO_GENERATORS)
             source.shard = context.shard
+        hooks = CallbackList(list(callbacks or []), self,
+                             {"verbose": verbose, "steps": getattr(source, "steps", None)})
+        hooks.on_test_begin()
         with self._inference_layers() as layers:
-            logs = self._evaluate_source(source, layers=layers, strategy=context)
+            logs = self._evaluate_source(source, layers=layers, strategy=context,
+                                         hooks=hooks if hooks.wants("test") else None)
+        hooks.on_test_end(dict(logs))
         if verbose and distributed.is_chief():
             print(format_logs(logs))
         if return_dict:
@@ -995,17 +1013,29 @@ class Sequential:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0,
-                steps: int | None = None, preprocess: Callable[[Any], Any] | None = None
-                ) -> np.ndarray:
+    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = 0,
+                steps: int | None = None, preprocess: Callable[[Any], Any] | None = None,
+                callbacks: list[Callback] | None = None) -> np.ndarray:
         """The network's outputs for ``x``, shape ``(batch, output_dim)``, in inference mode.
 
         ``x`` may be streamed as in ``fit``; a Sequence or generator may yield bare ``x``
-        batches or ``(x, ...)`` tuples.
+        batches or ``(x, ...)`` tuples. ``callbacks`` get ``on_predict_begin``/``_end`` and,
+        per batch, ``on_predict_batch_begin``/``_end`` (logs ``{"outputs": ...}``).
         """
         if not self.layers:
             raise ValueError("The model has no layers; add some before predict().")
+        _verbosity(verbose)
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
+        hooks = CallbackList(list(callbacks or []), self, {"verbose": verbose})
+        hooks.on_predict_begin()
+        result = self._predict(x, batch_size, steps, preprocess,
+                               hooks if hooks.wants("predict") else None)
+        hooks.on_predict_end()
+        return result
+
+    def _predict(self, x: Any, batch_size: int, steps: int | None,
+                 preprocess: Callable[[Any], Any] | None, hooks: CallbackList | None
+                 ) -> np.ndarray:
         streaming = preprocess is not None or isinstance(x, np.memmap) or data.is_stream(x)
         if not streaming:
             # checked whole for shape and type, converted batch by batch: a float64 or uint8
@@ -1017,23 +1047,31 @@ class Sequential:
             check_features(x, self.input_dim, "x")
             out = np.empty((x.shape[0], self.output_dim), dtype=self.dtype)
             with self._inference_layers() as layers:
-                for start in range(0, x.shape[0], batch_size):
+                for step, start in enumerate(range(0, x.shape[0], batch_size)):
                     stop = min(start + batch_size, x.shape[0])
+                    if hooks is not None:
+                        hooks.on_predict_batch_begin(step)
                     if is_device_array(x):  # checked whole above, on the device
                         xb = xp.ascontiguousarray(x[start:stop], dtype=self.dtype)
                     else:
                         xb = cast_finite(x[start:stop], self.dtype, "x", rows=start)
                     out[start:stop] = to_numpy(self.forward(to_device(xb), training=False,
                                                             layers=layers))
+                    if hooks is not None:
+                        hooks.on_predict_batch_end(step, {"outputs": out[start:stop]})
             return out
         if data.is_stream(x):
             x = _features_only(x)
         source = self._source(x, None, None, None, batch_size, preprocess, steps)
         parts = []
         with self._inference_layers() as layers:
-            for xb, _, _ in source.batches(None):
+            for step, (xb, _, _) in enumerate(source.batches(None)):
+                if hooks is not None:
+                    hooks.on_predict_batch_begin(step)
                 parts.append(to_numpy(self.forward(to_device(xb), training=False,
                                                    layers=layers)).copy())
+                if hooks is not None:
+                    hooks.on_predict_batch_end(step, {"outputs": parts[-1]})
         if not parts:
             return np.empty((0, self.output_dim), dtype=self.dtype)
         return np.concatenate(parts)

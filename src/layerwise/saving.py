@@ -72,7 +72,16 @@ def check_savable(model: Any) -> None:
                              f"file ({exc}).{hint}") from None
 
 
-def save_model(model: Any, filepath: str | os.PathLike[str]) -> None:
+def read_extra_metadata(filepath: str | os.PathLike[str]) -> dict[str, str]:
+    """The metadata strings of a model file (e.g. what ``BackupAndRestore`` records)."""
+    path = os.fspath(filepath)
+    _open_check(path)
+    with _safetensors().safe_open(path, framework="numpy") as handle:
+        return dict(handle.metadata() or {})
+
+
+def save_model(model: Any, filepath: str | os.PathLike[str],
+               extra_metadata: dict[str, str] | None = None) -> None:
     """Write ``model`` (weights, architecture, compile settings, optimizer state) to one file.
 
     Refuses (ValueError, before writing anything) a model that is not built, whose weights
@@ -109,6 +118,8 @@ def save_model(model: Any, filepath: str | os.PathLike[str]) -> None:
         value = getattr(model, key)
         if value is not None:
             metadata[key] = json.dumps([_json_scalar(v) for v in value])
+    for key, value in (extra_metadata or {}).items():
+        metadata.setdefault(key, str(value))
     if context is not None:  # noise streams are (seed, rank, epoch): the size fixes them
         metadata["world_size"] = str(context.size)
     if getattr(model, "target_name", None) is not None:
