@@ -529,8 +529,8 @@ class BackupAndRestore(Callback):
         return os.path.join(self.backup_dir, "latest.safetensors")
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
-        from .saving import read_extra_metadata
         from .saving import load_model as load
+        from .saving import read_extra_metadata
 
         if not os.path.exists(self.path):
             return
