@@ -377,3 +377,76 @@ def test_learning_rate_scheduler_takes_a_one_argument_schedule():
     history = model.fit(x, y, epochs=3, verbose=0, callbacks=[
         keras.callbacks.LearningRateScheduler(lambda epoch: 0.1 * 0.5 ** epoch)])
     assert history.history["learning_rate"] == [0.1, 0.05, 0.025]
+
+
+# ---- 5. metrics and losses as objects ---------------------------------------------------------
+
+def test_stateful_metrics_cover_the_whole_epoch():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 4)).astype("float32")
+    y = (x[:, 0] + 0.5 * rng.normal(size=400) > 0).astype("float32")
+    model = keras.Sequential([layers.Dense(8, activation="relu", input_dim=4),
+                              layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy",
+                  metrics=["accuracy", keras.metrics.AUC(), "precision",
+                           keras.metrics.Recall(), keras.metrics.TruePositives()])
+    history = model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    assert {"auc", "precision", "recall", "true_positives"} <= set(history.history)
+    result = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
+    p = model.predict(x)[:, 0]
+    assert result["precision"] == pytest.approx(metrics.precision_score(y, p > 0.5))
+    assert result["recall"] == pytest.approx(metrics.recall_score(y, p > 0.5))
+    assert result["true_positives"] == ((p > 0.5) & (y > 0.5)).sum()
+    assert result["auc"] == pytest.approx(metrics.roc_auc_score(y, p), abs=2e-3)
+    pr = keras.metrics.AUC(curve="PR")
+    pr.update_state(y, p)
+    assert pr.result() == pytest.approx(metrics.average_precision_score(y, p), abs=0.02)
+
+
+def test_metric_objects_by_name_and_top_k():
+    x, y = _xy(90, classes=5)
+    model = keras.Sequential([layers.Dense(5, activation="softmax", input_dim=4)])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=[keras.metrics.SparseTopKCategoricalAccuracy(k=2),
+                           "sparse_categorical_accuracy"])
+    result = model.evaluate(x, y, verbose=0, return_dict=True)
+    p = model.predict(x)
+    top2 = np.argsort(p, axis=1)[:, -2:]
+    assert result["sparse_top_k_categorical_accuracy"] == pytest.approx(
+        np.mean([label in row for label, row in zip(y, top2)]))
+    assert keras.metrics.get("AUC").name == "AUC"
+
+
+def test_a_user_metric_with_keras_variables():
+    class Positives(keras.metrics.Metric):
+        def __init__(self, name="positives", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.count.assign_add(np.sum(np.asarray(y_pred) > 0.5))
+
+        def result(self):
+            return self.count.value
+
+    x, _ = _xy()
+    y = (x[:, 0] > 0).astype("float32")
+    model = keras.Sequential([layers.Dense(1, activation="sigmoid", input_dim=4)])
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=[Positives()])
+    result = model.evaluate(x, y, verbose=0, return_dict=True, batch_size=16)
+    assert result["positives"] == (model.predict(x) > 0.5).sum()
+
+
+def test_new_losses_train():
+    x, y = _xy(64)
+    for loss, units, activation, target in (
+            ("kl_divergence", 3, "softmax", keras.utils.to_categorical(y, 3) * 0.8 + 0.2 / 3),
+            ("hinge", 1, None, (x[:, :1] > 0).astype("float32") * 2 - 1),
+            ("log_cosh", 1, None, x[:, :1]),
+            ("binary_focal_crossentropy", 1, "sigmoid", (x[:, :1] > 0).astype("float32"))):
+        model = keras.Sequential([layers.Dense(8, activation="relu", input_dim=4),
+                                  layers.Dense(units, activation=activation)])
+        model.compile(optimizer="adam", loss=loss)
+        history = model.fit(x, target, epochs=5, verbose=0)
+        assert history.history["loss"][-1] < history.history["loss"][0], loss

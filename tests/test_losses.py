@@ -16,8 +16,13 @@ def _case(name, rng, n=7, units=4):
         y = np.eye(units)[rng.integers(0, units, n)]
     elif name in ("sparse_categorical_crossentropy", "scce"):
         y = rng.integers(0, units, n).astype(np.float64)
-    elif name in ("binary_crossentropy", "bce"):
+    elif name in ("binary_crossentropy", "bce", "binary_focal_crossentropy"):
         y = rng.integers(0, 2, size=(n, units)).astype(np.float64)
+    elif name in ("kl_divergence", "kld", "kullback_leibler_divergence"):
+        y = _probabilities("softmax", rng.normal(size=(n, units)))
+    elif name == "hinge":
+        y = rng.choice([-1.0, 1.0], size=(n, units))
+        logits[np.abs(1.0 - y * logits) < 1e-3] += 0.1  # the kink at margin 1
     else:
         y = rng.normal(size=(n, units))
         y[np.abs(logits - y) < 1e-3] += 0.1  # MAE's kink at 0
@@ -36,13 +41,15 @@ def _probabilities(name, logits):
 ALL = losses.names()
 CROSS_ENTROPIES = ["binary_crossentropy", "categorical_crossentropy",
                    "sparse_categorical_crossentropy"]
+#: losses of probabilities: checked on probabilities, inside their domain
+ON_PROBABILITIES = [*CROSS_ENTROPIES, "binary_focal_crossentropy", "kl_divergence"]
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_gradient_matches_finite_differences(name, rng):
     loss = losses.get(name)
     y, logits = _case(name, rng)
-    y_pred = _probabilities(loss.name, logits) if loss.name in CROSS_ENTROPIES else logits
+    y_pred = _probabilities(loss.name, logits) if loss.name in ON_PROBABILITIES else logits
     numeric = numerical_gradient(lambda: loss(y, y_pred), y_pred)
     assert relative_error(loss.gradient(y, y_pred), numeric) < 1e-6
 
@@ -106,3 +113,57 @@ def test_unknown_loss_lists_names_and_suggests():
     message = str(info.value)
     assert "Did you mean 'categorical_crossentropy'?" in message
     assert "sparse_categorical_crossentropy" in message and "mean_squared_error" in message
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_focal_loss_formula_and_gamma_zero_is_cross_entropy(gamma, rng):
+    y = rng.integers(0, 2, size=(6, 3)).astype(np.float64)
+    p = 1 / (1 + np.exp(-rng.normal(size=(6, 3))))
+    focal = losses.BinaryFocalCrossentropy(gamma=gamma, apply_class_balancing=True, alpha=0.3)
+    pt = np.where(y > 0.5, p, 1 - p)
+    weight = np.where(y > 0.5, 0.3, 0.7)
+    expected = (-weight * (1 - pt) ** gamma * np.log(pt)).mean(axis=1).mean()
+    assert focal(y, p) == pytest.approx(expected, rel=1e-10)
+    numeric = numerical_gradient(lambda: focal(y, p), p)
+    assert relative_error(focal.gradient(y, p), numeric) < 1e-6
+    if gamma == 0.0:
+        plain = losses.BinaryFocalCrossentropy(gamma=0.0)
+        assert plain(y, p) == pytest.approx(losses.get("binary_crossentropy")(y, p), rel=1e-6)
+
+
+def test_kl_divergence_and_log_cosh_against_pytorch(rng):
+    torch = pytest.importorskip("torch", reason="PyTorch parity: pip install torch")
+    t = _probabilities("softmax", rng.normal(size=(5, 4)))
+    p = _probabilities("softmax", rng.normal(size=(5, 4)))
+    theirs = torch.nn.functional.kl_div(torch.log(torch.tensor(p)), torch.tensor(t),
+                                        reduction="batchmean").item()
+    assert losses.get("kl_divergence")(t, p) == pytest.approx(theirs, rel=1e-10)
+    d = rng.normal(size=(5, 4)) * 30  # large differences: the stable form matters
+    expected = np.log(np.cosh(np.clip(d, -300, 300))).mean()
+    assert losses.get("log_cosh")(np.zeros_like(d), d) == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_keras_style_loss_subclass_needs_its_gradient():
+    class Scaled(losses.Loss):
+        def call(self, y_true, y_pred):
+            return ((y_pred - y_true) ** 2).sum(axis=-1) * 3.0
+
+        def call_gradient(self, y_true, y_pred):
+            return 6.0 * (y_pred - y_true)
+
+    rng = np.random.default_rng(0)
+    y, p = rng.normal(size=(4, 2)), rng.normal(size=(4, 2))
+    loss = Scaled(name="scaled")
+    assert loss.name == "scaled"
+    numeric = numerical_gradient(lambda: loss(y, p), p)
+    assert relative_error(loss.gradient(y, p), numeric) < 1e-6
+
+    class NoGradient(losses.Loss):
+        def call(self, y_true, y_pred):
+            return (y_pred - y_true).sum(axis=-1)
+
+    with pytest.raises(TypeError, match="must also define call_gradient"):
+        NoGradient()
+    with pytest.raises(TypeError, match=r"is a plain function .* subclass "
+                                        r"layerwise\.losses\.Loss"):
+        losses.get(lambda y_true, y_pred: 0.0)

@@ -15,6 +15,7 @@ probabilities directly (no logits available) clips them to [1e-7, 1 - 1e-7], as 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import numpy as np
@@ -67,9 +68,31 @@ def _as_2d_targets(y: np.ndarray, units: int, loss: str) -> np.ndarray:
 
 
 class Loss(Configurable):
-    """Base class. Subclasses implement ``per_sample`` and ``gradient``."""
+    """Base class. Subclasses implement ``per_sample`` and ``gradient``.
+
+    Keras's form works too: a subclass that defines ``call(y_true, y_pred)``, the loss of
+    each sample ``(batch,)``, and ``call_gradient(y_true, y_pred)``, its derivative with
+    respect to ``y_pred`` ``(batch, units)`` (layerwise back-propagates by hand, so a loss
+    must say its gradient). ``__init__(name=...)`` names it in the logs.
+    """
 
     name = "loss"
+
+    def __init__(self, name: str | None = None, reduction: Any = None, dtype: Any = None
+                 ) -> None:
+        if name is not None:
+            self.name = name
+        if type(self).call is not Loss.call and type(self).call_gradient is Loss.call_gradient \
+                and type(self).gradient is Loss.gradient:
+            raise TypeError(_NO_GRADIENT.format(type(self).__name__))
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        """Keras's per-sample loss ``(batch,)``; see the class docstring."""
+        raise NotImplementedError
+
+    def call_gradient(self, y_true: Any, y_pred: Any) -> Any:
+        """d ``call`` / d ``y_pred``, shape ``(batch, units)``."""
+        raise NotImplementedError
     #: the output activation whose logits this loss can use directly (softmax, sigmoid)
     logits_activation: str | None = None
     from_logits = False
@@ -79,11 +102,16 @@ class Loss(Configurable):
 
     def per_sample(self, y_true: Any, y_pred: Any) -> Any:
         """The loss of each sample, shape ``(batch,)``."""
+        if type(self).call is not Loss.call:
+            return self.call(y_true, y_pred)
         raise NotImplementedError
 
     def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         """dL/d(y_pred) of the (weighted) batch mean, shape ``(batch, units)``."""
-        raise NotImplementedError
+        if type(self).call_gradient is not Loss.call_gradient:
+            grad = xp.asarray(self.call_gradient(y_true, y_pred), dtype=y_pred.dtype)
+            return _scale(grad.reshape(y_pred.shape).copy(), y_pred.shape[0], sample_weight)
+        raise TypeError(_NO_GRADIENT.format(type(self).__name__))
 
     def loss_and_gradient(
         self, y_true: Any, y_pred: Any, sample_weight: Any | None = None
@@ -98,6 +126,11 @@ class Loss(Configurable):
         """A copy that takes logits (used by the model for the fused output layer)."""
         raise ValueError(f"Loss {self.name!r} has no logits form.")
 
+
+_NO_GRADIENT = (
+    "Loss {} gives call() but not its gradient. layerwise back-propagates by hand, so a "
+    "custom loss must also define call_gradient(y_true, y_pred), returning d call / d y_pred "
+    "with y_pred's shape (batch, units).")
 
 LOSSES: Registry[Loss] = Registry("loss", "loss", Loss)
 
@@ -342,8 +375,102 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         return y.astype("int64", copy=False)
 
 
+@_named("kl_divergence", "kld", "kullback_leibler_divergence")
+class KLDivergence(Loss):
+    """l = Σ_k y_k log(y_k / ŷ_k) (both clipped to [1e-7, 1], as Keras), dl/dŷ_k = -y_k/ŷ_k
+    (0 where ŷ was clipped)."""
+
+    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
+        t, p = xp.clip(y_true, 1e-7, 1.0), xp.clip(y_pred, 1e-7, 1.0)
+        return (t * xp.log(t / p)).sum(axis=-1)
+
+    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
+        t = xp.clip(y_true, 1e-7, 1.0)
+        inside = (y_pred >= 1e-7) & (y_pred <= 1.0)
+        g = xp.where(inside, -t / xp.clip(y_pred, 1e-7, 1.0), 0.0).astype(y_pred.dtype)
+        return _scale(g, g.shape[0], sample_weight)
+
+
+@_named("hinge")
+class Hinge(Loss):
+    """l = mean_k max(0, 1 - t_k ŷ_k) with t = y in {-1, 1} (0/1 labels become -1/1),
+    dl/dŷ_k = -t_k/units where 1 - t_k ŷ_k > 0."""
+
+    @staticmethod
+    def _signs(y_true: Any) -> Any:
+        return xp.where(y_true > 0, 1.0, -1.0).astype(y_true.dtype)
+
+    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
+        return xp.maximum(1.0 - self._signs(y_true) * y_pred, 0.0).mean(axis=-1)
+
+    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
+        t = self._signs(y_true)
+        g = xp.where(1.0 - t * y_pred > 0, -t, 0.0).astype(y_pred.dtype)
+        return _scale(g, g.shape[0] * g.shape[1], sample_weight)
+
+
+@_named("log_cosh", "logcosh")
+class LogCosh(Loss):
+    """l = mean_k log(cosh(ŷ_k - y_k)), computed as d + log(1 + e^(-2d)) - log 2 (stable for
+    any d), dl/dŷ_k = tanh(ŷ_k - y_k)/units."""
+
+    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
+        d = y_pred - y_true
+        return (d + xp.logaddexp(0.0, -2.0 * d) - math.log(2.0)).mean(axis=-1)
+
+    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
+        g = xp.tanh(y_pred - y_true)
+        return _scale(g, g.shape[0] * g.shape[1], sample_weight)
+
+
+@_named("binary_focal_crossentropy")
+class BinaryFocalCrossentropy(Loss):
+    """Focal loss (Lin et al. 2017) on probabilities p (clipped to [ε, 1-ε], ε = 1e-7):
+    with p_t = p for y = 1 and 1 - p for y = 0, l = mean_k -w (1 - p_t)^γ log p_t, where w
+    is α for positives and 1 - α for negatives with ``apply_class_balancing`` (else 1).
+    γ = 0 is binary cross-entropy. dl/dp = w (γ (1-p_t)^(γ-1) log p_t - (1-p_t)^γ / p_t)
+    · dp_t/dp, with dp_t/dp = ±1."""
+
+    def __init__(self, gamma: float = 2.0, alpha: float = 0.25,
+                 apply_class_balancing: bool = False, name: str | None = None) -> None:
+        super().__init__(name)
+        self.gamma, self.alpha = float(gamma), float(alpha)
+        self.apply_class_balancing = bool(apply_class_balancing)
+
+    def _parts(self, y_true: Any, y_pred: Any) -> tuple[Any, Any]:
+        p = xp.clip(y_pred, 1e-7, 1.0 - 1e-7)
+        pt = xp.where(y_true > 0.5, p, 1.0 - p)
+        weight = xp.where(y_true > 0.5, self.alpha, 1.0 - self.alpha) \
+            if self.apply_class_balancing else 1.0
+        return pt, weight
+
+    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
+        pt, weight = self._parts(y_true, y_pred)
+        return (-weight * (1.0 - pt) ** self.gamma * xp.log(pt)).mean(axis=-1)
+
+    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
+        pt, weight = self._parts(y_true, y_pred)
+        rest = 1.0 - pt  # >= 1e-7: the clip keeps every power below finite
+        dpt = self.gamma * rest ** (self.gamma - 1.0) * xp.log(pt) - rest ** self.gamma / pt
+        sign = xp.where(y_true > 0.5, 1.0, -1.0)
+        inside = (y_pred >= 1e-7) & (y_pred <= 1.0 - 1e-7)
+        g = xp.where(inside, weight * dpt * sign, 0.0).astype(y_pred.dtype)
+        return _scale(g, g.shape[0] * g.shape[1], sample_weight)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"gamma": self.gamma, "alpha": self.alpha,
+                "apply_class_balancing": self.apply_class_balancing}
+
+
 def get(identifier: Any, argument: str = "loss") -> Loss:
-    """Resolve a name, config dict, class or instance to a :class:`Loss`."""
+    """Resolve a name, config dict, class or instance to a :class:`Loss`. A plain function
+    ``f(y_true, y_pred)`` is refused with how to give it a gradient."""
+    if callable(identifier) and not isinstance(identifier, (type, Loss)):
+        raise TypeError(
+            f"`{argument}` is a plain function ({getattr(identifier, '__name__', identifier)}"
+            "), which has no gradient. layerwise back-propagates by hand: subclass "
+            "layerwise.losses.Loss with call(y_true, y_pred) and call_gradient(y_true, "
+            "y_pred) (d call / d y_pred), or use a built-in loss name.")
     return LOSSES.get(identifier, argument)
 
 

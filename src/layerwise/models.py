@@ -785,6 +785,7 @@ class Sequential:
             callback_list.on_epoch_begin(epoch)
             point.take(self._live_params(), self.optimizer)
             totals = _Totals(1 + len(self.metrics), device)
+            self._reset_metric_states()
             seen = 0
             for step, batch in enumerate(train.batches(orders(epoch))):
                 xb, yb, wb = _on_device(batch)  # the batch going in: one documented transfer
@@ -812,7 +813,7 @@ class Sequential:
                 totals.add(0, loss * count)
                 for i, metric in enumerate(self.metrics, start=1):
                     if count:
-                        totals.add(i, metric.per_sample(yb, y_pred).sum())
+                        self._add_metric(totals, i, metric, yb, y_pred, wb)
                 if device and (batch_hooks or (step + 1) % DEVICE_CHECK_STEPS == 0):
                     if not self._device_check(totals, point, epoch, step, callback_list):
                         break  # rolled back, and stopped quietly by a callback
@@ -828,6 +829,7 @@ class Sequential:
             if strategy is not None:  # every rank logs the same epoch means
                 reduced = strategy.sum(np.append(totals, seen))
                 totals, seen = reduced[:-1], reduced[-1]
+                self._reduce_metric_states(strategy)
             if seen == 0:
                 break
             if not device and self._check_every > 1 and not self.stop_training and \
@@ -932,7 +934,34 @@ class Sequential:
 
     def _logs(self, means: np.ndarray, prefix: str = "") -> dict[str, float]:
         names = ["loss", *(m.name for m in self.metrics)]
-        return {prefix + name: float(v) for name, v in zip(names, means)}
+        logs = {prefix + name: float(v) for name, v in zip(names, means)}
+        for metric in self.metrics:  # stateful metrics: the result over what they have seen
+            if metric.stateful:
+                result = metric.result()
+                logs[prefix + metric.name] = float(np.asarray(to_numpy(result)).ravel()[0]) \
+                    if np.ndim(to_numpy(result)) else float(result)
+        return logs
+
+    def _reduce_metric_states(self, strategy: Any) -> None:
+        """Stateful metrics' variables summed over the ranks (their states are sums)."""
+        for metric in self.metrics:
+            for variable in metric.variables if metric.stateful else []:
+                variable.assign(strategy.sum(variable.value))
+
+    def _reset_metric_states(self) -> None:
+        for metric in self.metrics:
+            if metric.stateful:
+                metric.reset_state()
+
+    @staticmethod
+    def _add_metric(totals: _Totals, index: int, metric: Any, y_true: Any, y_pred: Any,
+                    weights: Any) -> None:
+        """One batch into a metric: a per-sample sum where the data is, or the state of a
+        stateful metric (precision, AUC, a user's ``update_state``)."""
+        if metric.stateful:
+            metric.update_state(y_true, y_pred, weights)
+        else:
+            totals.add(index, metric.per_sample(y_true, y_pred).sum())
 
     def _evaluate_source(self, source: Any, prefix: str = "",
                          layers: list[Layer] | None = None, strategy: Any = None,
@@ -941,6 +970,7 @@ class Sequential:
         ``layers``, see ``forward``; summed over the ranks of ``strategy``)."""
         layers = self.layers if layers is None else layers
         totals = _Totals(1 + len(self.metrics), xp.__name__ != "numpy")
+        self._reset_metric_states()
         seen = 0
         for step, batch in enumerate(source.batches(None)):
             xb, yb, wb = _on_device(batch)
@@ -954,7 +984,7 @@ class Sequential:
             else:
                 totals.add(0, self.loss(yb, y_pred, wb) * xb.shape[0])
             for i, metric in enumerate(self.metrics, start=1):
-                totals.add(i, metric.per_sample(yb, y_pred).sum())
+                self._add_metric(totals, i, metric, yb, y_pred, wb)
             seen += xb.shape[0]
             if hooks is not None:  # running means, as Keras reports them
                 hooks.on_test_batch_end(step, {**self._logs(totals.read() / seen),
@@ -963,6 +993,7 @@ class Sequential:
         if strategy is not None:
             reduced = strategy.sum(np.append(totals, seen))
             totals, seen = reduced[:-1], reduced[-1]
+            self._reduce_metric_states(strategy)
         if seen == 0:
             raise ValueError("The evaluation data yielded no batches.")
         means = totals / seen
