@@ -138,8 +138,12 @@ def test_every_loss_under_the_stand_in(strict, loss, units, make_y):
     lambda: lw.optimizers.SGD(0.05, clipvalue=0.01),
     lambda: lw.optimizers.SGD(0.05, global_clipnorm=0.1),
     lambda: lw.optimizers.SGD(lw.optimizers.schedules.ExponentialDecay(0.1, 2, 0.5)),
+    lambda: lw.optimizers.Nadam(0.01), lambda: lw.optimizers.Adamax(0.01),
+    lambda: lw.optimizers.Adadelta(1.0), lambda: lw.optimizers.Lion(0.001),
+    lambda: lw.optimizers.RMSprop(0.01, weight_decay=0.01),
 ], ids=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "rmsprop-centered", "adam",
-        "amsgrad", "adamw", "clipnorm", "clipvalue", "global_clipnorm", "schedule"])
+        "amsgrad", "adamw", "clipnorm", "clipvalue", "global_clipnorm", "schedule", "nadam",
+        "adamax", "adadelta", "lion", "weight_decay"])
 def test_every_optimizer_under_the_stand_in(strict, optimizer):
     x, y = _data()
 

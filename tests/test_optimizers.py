@@ -99,6 +99,18 @@ CASES = {
                        lambda p: torch.optim.Adam(p, lr=0.01)),
     "sgd_global_clipnorm": (lambda: optimizers.SGD(0.1, global_clipnorm=0.1),
                             lambda p: torch.optim.SGD(p, lr=0.1)),
+    # Keras 3's optimizers and its weight_decay= on every optimizer
+    "nadam": (lambda: optimizers.Nadam(0.01, epsilon=1e-8),
+              lambda p: torch.optim.NAdam(p, lr=0.01, eps=1e-8, momentum_decay=0.004)),
+    "adamax": (lambda: optimizers.Adamax(0.01, epsilon=1e-12),
+               lambda p: torch.optim.Adamax(p, lr=0.01, eps=1e-12)),
+    "adadelta": (lambda: optimizers.Adadelta(1.0, rho=0.9, epsilon=1e-6),
+                 lambda p: torch.optim.Adadelta(p, lr=1.0, rho=0.9, eps=1e-6)),
+    "adam_weight_decay": (lambda: optimizers.Adam(0.01, weight_decay=0.1),
+                          lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1)),
+    # decoupled decay without momentum equals PyTorch's coupled L2: θ(1 - ηλ) - ηg
+    "sgd_weight_decay": (lambda: optimizers.SGD(0.1, weight_decay=0.05),
+                         lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.05)),
 }
 
 
@@ -160,3 +172,33 @@ def test_tiny_state_is_flushed_before_it_turns_subnormal():
     m = slots["m"][0]
     assert np.all(m[1:] == 0) and m[0] != 0  # tiny entries flushed, the rest kept
     assert not np.any((m != 0) & (np.abs(m) < np.finfo(np.float32).tiny))
+
+
+def test_lion_against_its_recurrence(rng):
+    param = rng.normal(size=(3, 4))
+    grads = [rng.normal(size=(3, 4)) for _ in range(4)]
+    optimizer = optimizers.Lion(0.01, beta_1=0.9, beta_2=0.99, weight_decay=0.1)
+    ours = param.copy()
+    theta, m = param.copy(), np.zeros_like(param)
+    for g in grads:
+        optimizer.apply([ours], [g.copy()])
+        theta = theta * (1 - 0.01 * 0.1)  # decoupled weight decay first
+        theta = theta - 0.01 * np.sign(0.9 * m + 0.1 * g)
+        m = 0.99 * m + 0.01 * g
+    np.testing.assert_allclose(ours, theta, rtol=1e-12)
+
+
+def test_nadam_resumed_from_its_state_continues_exactly(rng):
+    param = rng.normal(size=(5,))
+    grads = [rng.normal(size=(5,)) for _ in range(6)]
+    straight, a = optimizers.Nadam(0.01), param.copy()
+    for g in grads:
+        straight.apply([a], [g.copy()])
+    first, b = optimizers.Nadam(0.01), param.copy()
+    for g in grads[:3]:
+        first.apply([b], [g.copy()])
+    second = optimizers.Nadam(0.01)
+    second.set_state(first.get_state())
+    for g in grads[3:]:
+        second.apply([b], [g.copy()])
+    np.testing.assert_array_equal(a, b)

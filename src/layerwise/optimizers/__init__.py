@@ -8,16 +8,20 @@ schedules are in :mod:`layerwise.optimizers.schedules`.
 from typing import Any
 
 from . import schedules
+from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
 from .base import Optimizer
+from .lion import Lion
+from .nadam import Nadam
 from .registry import OPTIMIZERS
 from .rmsprop import RMSprop
 from .sgd import SGD, Momentum
 
 __all__ = [
-    "OPTIMIZERS", "SGD", "Adagrad", "Adam", "AdamW", "Momentum", "Optimizer", "RMSprop", "get",
-    "names", "schedules", "serialize",
+    "OPTIMIZERS", "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Lion", "Momentum",
+    "Nadam", "Optimizer", "RMSprop", "get", "names", "schedules", "serialize",
 ]  # fmt: skip
 
 

@@ -25,8 +25,7 @@ class Adam(Optimizer):
     """
 
     nonnegative_slots = ("v", "v_max")
-    #: AdamW's factor θ <- θ (1 - η λ) before the step; 0 for Adam
-    weight_decay = 0.0
+    decays_itself = True  # θ <- θ (1 - η λ) inside the fused pass below
 
     def __init__(
         self,

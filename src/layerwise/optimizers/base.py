@@ -21,6 +21,7 @@ import numpy as np
 
 from ..backend import scalar, to_numpy, xp
 from ..registry import Configurable
+from ..utils import check_finite_number
 from .chunked import chunks
 
 __all__ = ["Optimizer", "tiling_base", "FLUSH_EVERY", "TINY"]
@@ -76,6 +77,8 @@ class Optimizer(Configurable):
     slot_names: tuple[str, ...] = ()
     #: slots that hold sums of squares and so can never be negative (checked when loading)
     nonnegative_slots: tuple[str, ...] = ()
+    #: True where ``update`` applies ``weight_decay`` itself (Adam, in its fused pass)
+    decays_itself = False
 
     def __init__(
         self,
@@ -85,6 +88,7 @@ class Optimizer(Configurable):
         global_clipnorm: float | None = None,
         lr: float | None = None,
         decay: float | None = None,
+        weight_decay: float | None = None,
     ) -> None:
         if lr is not None:  # Keras 2's spelling, still in many tutorials
             warnings.warn("`lr` is Keras 2's name; use learning_rate= (Keras 3).",
@@ -111,6 +115,9 @@ class Optimizer(Configurable):
             if value is not None and not value > 0:
                 raise ValueError(f"`{arg}` must be positive or None. Received: {arg}={value!r}")
         self.learning_rate = learning_rate
+        #: decoupled weight decay λ of Keras 3: θ <- θ (1 - η λ) before each update
+        self.weight_decay = 0.0 if weight_decay is None else check_finite_number(
+            weight_decay, "weight_decay", minimum=0.0)
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
         self.global_clipnorm = global_clipnorm
@@ -201,6 +208,9 @@ class Optimizer(Configurable):
             self.clip(grads)
         lr = self.current_learning_rate()
         flat = self._flat
+        if self.weight_decay and not self.decays_itself:  # decoupled: θ <- θ (1 - η λ)
+            for param in [flat[0]] if flat is not None else params:
+                param *= 1.0 - lr * self.weight_decay
         if flat is not None and (grads is self._grads_seen or _same(tiling_base(grads, None),
                                                                      flat[1])):
             self._grads_seen = grads
@@ -302,8 +312,11 @@ class Optimizer(Configurable):
             from . import schedules
 
             lr = schedules.serialize(lr)
-        return {"learning_rate": lr, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
-                "global_clipnorm": self.global_clipnorm}
+        config = {"learning_rate": lr, "clipnorm": self.clipnorm,
+                  "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
+        if self.weight_decay:
+            config["weight_decay"] = self.weight_decay
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Optimizer:

@@ -1,0 +1,64 @@
+"""Nadam: Adam with Nesterov momentum (Dozat, 2016), as Keras 3 and PyTorch's ``NAdam``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..backend import xp
+from .base import Optimizer
+from .registry import OPTIMIZERS
+
+
+@OPTIMIZERS.register("nadam")
+class Nadam(Optimizer):
+    """Adam whose momentum looks one step ahead.
+
+    With μ_t = β₁ (1 - ½·0.96^(0.004 t)) and Π_t = μ_1···μ_t::
+
+        m <- β₁ m + (1 - β₁) g,   v <- β₂ v + (1 - β₂) g²
+        θ <- θ - η [(1 - μ_t) g / (1 - Π_t) + μ_{t+1} m / (1 - Π_t μ_{t+1})]
+                 / (√(v / (1 - β₂ᵗ)) + ε)
+    """
+
+    slot_names = ("m", "v")
+    nonnegative_slots = ("v",)
+
+    def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, **kwargs: Any) -> None:
+        super().__init__(learning_rate, **kwargs)
+        for arg, value in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"`{arg}` must be in [0, 1). Received: {arg}={value}")
+        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        self.epsilon = self.check_epsilon(epsilon)
+
+    def _mu(self, t: int) -> float:
+        return self.beta_1 * (1.0 - 0.5 * 0.96 ** (0.004 * t))
+
+    def _product(self, t: int) -> float:
+        """Π_t, extended step by step from the last one (O(1) a step; after a resume or
+        restore, computed once from the start: the file needs no extra state)."""
+        known_t, known = self.__dict__.get("_known_product", (0, 1.0))
+        if known_t > t:
+            known_t, known = 0, 1.0
+        for i in range(known_t + 1, t + 1):
+            known *= self._mu(i)
+        self._known_product = (t, known)
+        return known
+
+    def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
+        t = self.iterations + 1
+        product = self._product(t)
+        mu, mu_next = self._mu(t), self._mu(t + 1)
+        m, v = slots["m"], slots["v"]
+        m *= self.beta_1
+        m += (1.0 - self.beta_1) * grad
+        v *= self.beta_2
+        v += (1.0 - self.beta_2) * grad * grad
+        denominator = xp.sqrt(v / (1.0 - self.beta_2**t)) + self.epsilon
+        param -= (lr * (1.0 - mu) / (1.0 - product)) * grad / denominator
+        param -= (lr * mu_next / (1.0 - product * mu_next)) * m / denominator
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
