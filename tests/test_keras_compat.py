@@ -450,3 +450,105 @@ def test_new_losses_train():
         model.compile(optimizer="adam", loss=loss)
         history = model.fit(x, target, epochs=5, verbose=0)
         assert history.history["loss"][-1] < history.history["loss"][0], loss
+
+
+# ---- 7. .keras files both ways --------------------------------------------------------------
+
+def _keras(code, tmp_path):
+    """Run ``code`` with real Keras 3 (JAX backend, CPU) in its own process."""
+    import importlib.util
+    import os
+
+    for package in ("keras", "jax"):  # found, not imported: Keras picks its backend at import
+        if importlib.util.find_spec(package) is None:
+            pytest.skip(f"real Keras 3 needs {package}: pip install keras jax (the test extra "
+                        "has them)")
+
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_a_layerwise_keras_file_loads_in_real_keras(tmp_path):
+    pytest.importorskip("h5py", reason="pip install 'layerwise[keras]'")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 4)).astype("float32")
+    norm = layers.Normalization()
+    norm.adapt(x)
+    model = keras.Sequential([keras.Input(shape=(4,)), norm,
+                              layers.Dense(8, activation="relu"), layers.LeakyReLU(0.1),
+                              layers.Dropout(0.2), layers.Dense(8, activation="gelu"),
+                              layers.ELU(0.5), layers.Dense(3, activation="softmax")])
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", x)
+    _keras("import numpy as np, keras\n"
+           "m = keras.models.load_model('m.keras')\n"
+           "np.save('keras.npy', m.predict(np.load('x.npy'), verbose=0))\n", tmp_path)
+    np.testing.assert_allclose(np.load(tmp_path / "keras.npy"), model.predict(x),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_a_keras_file_written_by_keras_loads_in_layerwise(tmp_path):
+    pytest.importorskip("h5py", reason="pip install 'layerwise[keras]'")
+    _keras("import numpy as np, keras\n"
+           "x = np.random.default_rng(1).normal(size=(16, 5)).astype('float32')\n"
+           "norm = keras.layers.Normalization(); norm.adapt(x)\n"
+           "m = keras.Sequential([keras.Input(shape=(5,)), norm,\n"
+           "    keras.layers.Dense(6, activation='tanh'), keras.layers.Dropout(0.1),\n"
+           "    keras.layers.Dense(4), keras.layers.Activation('softmax')])\n"
+           "m.save('k.keras'); np.save('x.npy', x); np.save('k.npy', m.predict(x, verbose=0))\n"
+           "b = keras.Sequential([keras.Input(shape=(5,)), keras.layers.BatchNormalization()])\n"
+           "b.save('bn.keras')\n", tmp_path)
+    loaded = keras.models.load_model(tmp_path / "k.keras")
+    np.testing.assert_allclose(loaded.predict(np.load(tmp_path / "x.npy")),
+                               np.load(tmp_path / "k.npy"), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="layerwise has no BatchNormalization layer"):
+        keras.models.load_model(tmp_path / "bn.keras")
+
+
+def test_layers_keras_lacks_refuse_the_keras_format(tmp_path):
+    pytest.importorskip("h5py", reason="pip install 'layerwise[keras]'")
+    model = keras.Sequential([layers.Maxout(4, input_dim=3), layers.Dense(2)])
+    with pytest.raises(ValueError, match="Keras has no Maxout layer"):
+        model.save(tmp_path / "m.keras")
+    assert not (tmp_path / "m.keras").exists()
+    model.save(tmp_path / "m.safetensors")  # the default format takes every layer
+
+
+_SCRIPT = """
+import json, sys
+import numpy as np
+{imports}
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(96, 8)).astype("float32")
+y = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 0).astype("int64")
+model = keras.Sequential([keras.Input(shape=(8,)), layers.Dense(16, activation="relu"),
+                          layers.Dropout(0.1), layers.Dense(3, activation="softmax")])
+model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01),
+              loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+history = model.fit(x, y, batch_size=16, epochs=3, validation_split=0.25, verbose=0)
+scores = model.evaluate(x, y, verbose=0)
+single = keras.Sequential([keras.Input(shape=(8,)), layers.Dense(1)])
+single.compile(optimizer="sgd", loss="mse")
+alone = single.evaluate(x, x[:, :1], verbose=0)
+print(json.dumps({{"keys": sorted(history.history), "epochs": len(history.history["loss"]),
+                  "evaluate": len(scores), "alone": isinstance(alone, float),
+                  "predict": list(model.predict(x, verbose=0).shape)}}))
+"""
+
+
+def test_the_same_script_under_keras_and_layerwise_agrees(tmp_path):
+    ours = subprocess.run(
+        [sys.executable, "-c", _SCRIPT.format(
+            imports="import layerwise as keras\nfrom layerwise import layers")],
+        capture_output=True, text=True, timeout=300)
+    assert ours.returncode == 0, ours.stderr
+    theirs = _keras(_SCRIPT.format(imports="import keras\nfrom keras import layers"),
+                    tmp_path)
+    import json
+
+    assert json.loads(ours.stdout.splitlines()[-1]) == json.loads(
+        theirs.stdout.splitlines()[-1])

@@ -1280,7 +1280,15 @@ class Sequential:
 
     def save(self, filepath: str) -> None:
         """Save weights, architecture, compile settings and optimizer state to one
-        safetensors file, atomically (see ``layerwise.saving``)."""
+        safetensors file, atomically (see ``layerwise.saving``). A path ending in ``.keras``
+        writes Keras 3's format instead (architecture and weights; ``layerwise.keras_format``)."""
+        if str(filepath).endswith(".keras"):
+            from . import distributed
+            from .keras_format import save_keras
+
+            if distributed.is_chief():
+                save_keras(self, str(filepath))
+            return
         from .saving import save_model
 
         save_model(self, filepath)

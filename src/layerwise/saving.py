@@ -381,6 +381,11 @@ def load_model(filepath: str | os.PathLike[str], compile: bool = True,
     from .registry import custom_object_scope
 
     path = os.fspath(filepath)
+    if path.endswith(".keras"):  # Keras 3's zip format (layerwise.keras_format)
+        from .keras_format import load_keras
+
+        _open_check(path)
+        return load_keras(path, compile=compile)
     metadata, tensors = _read(path)
     config = _json(metadata, "model_config", path)
     with custom_object_scope(custom_objects), _keep_global_rng():
