@@ -43,8 +43,18 @@ class KerasTensor:
         return f"<KerasTensor shape={self.shape}>"
 
 
+class _Rows(Layer):
+    """Flattens each sample to a row (a view); the gradient passes back unchanged."""
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        return x.reshape(x.shape[0], -1) if x.ndim > 2 else x
+
+    def backward(self, dy: Any) -> Any:
+        return dy
+
+
 @LAYERS.register("InputLayer")
-class InputLayer(Layer):
+class InputLayer(_Rows):
     """Declares the input's shape; passes its input through. ``Sequential([InputLayer(
     shape=(8,)), Dense(4)])`` equals ``Sequential([Dense(4, input_dim=8)])``."""
 
@@ -54,12 +64,6 @@ class InputLayer(Layer):
         self.feature_shape = _shape(shape, "shape")
         features = math.prod(self.feature_shape)
         super().__init__(input_dim=features, **kwargs)
-
-    def forward(self, x: Any, training: bool = False) -> Any:
-        return x.reshape(x.shape[0], -1) if x.ndim > 2 else x
-
-    def backward(self, dy: Any) -> Any:
-        return dy
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -78,7 +82,7 @@ def Input(shape: Any = None, batch_size: Any = None, name: str | None = None,
 
 
 @LAYERS.register("Flatten")
-class Flatten(Layer):
+class Flatten(_Rows):
     """Flattens each sample: ``(batch, 28, 28)`` -> ``(batch, 784)``. As the first layer,
     ``Flatten(input_shape=(28, 28))`` declares the sample shape."""
 
@@ -87,12 +91,6 @@ class Flatten(Layer):
                                                                      "input_shape")
         dim = None if self.feature_shape is None else math.prod(self.feature_shape)
         super().__init__(input_dim=kwargs.pop("input_dim", dim), **kwargs)
-
-    def forward(self, x: Any, training: bool = False) -> Any:
-        return x.reshape(x.shape[0], -1) if x.ndim > 2 else x
-
-    def backward(self, dy: Any) -> Any:
-        return dy
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

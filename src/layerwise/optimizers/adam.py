@@ -37,10 +37,8 @@ class Adam(Optimizer):
         **kwargs: Any,
     ) -> None:
         super().__init__(learning_rate, **kwargs)
-        for arg, value in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"`{arg}` must be in [0, 1). Received: {arg}={value}")
-        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        self.beta_1 = self.check_decay_rate(beta_1, "beta_1")
+        self.beta_2 = self.check_decay_rate(beta_2, "beta_2")
         self.epsilon = self.check_epsilon(epsilon)
         self.amsgrad = bool(amsgrad)
         self.slot_names = ("m", "v", "v_max") if amsgrad else ("m", "v")

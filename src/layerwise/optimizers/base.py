@@ -283,6 +283,15 @@ class Optimizer(Configurable):
         self._restore = {k: [to_numpy(a) for a in v] for k, v in slots.items()} or None
 
     @staticmethod
+    def check_decay_rate(value: Any, argument: str, closed: bool = False) -> float:
+        """A moment's decay rate (β₁, β₂, ρ) as a float in [0, 1) ([0, 1] when ``closed``)."""
+        number = check_finite_number(value, argument, minimum=0.0)
+        if number > 1.0 or (number == 1.0 and not closed):
+            raise ValueError(f"`{argument}` must be in [0, {'1]' if closed else '1)'}. "
+                             f"Received: {argument}={value}")
+        return number
+
+    @staticmethod
     def check_epsilon(epsilon: Any) -> float:
         """``epsilon`` as a float, or a ValueError: it must be a finite number >= 0."""
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating)) \

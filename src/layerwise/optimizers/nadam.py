@@ -26,10 +26,8 @@ class Nadam(Optimizer):
     def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, **kwargs: Any) -> None:
         super().__init__(learning_rate, **kwargs)
-        for arg, value in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"`{arg}` must be in [0, 1). Received: {arg}={value}")
-        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        self.beta_1 = self.check_decay_rate(beta_1, "beta_1")
+        self.beta_2 = self.check_decay_rate(beta_2, "beta_2")
         self.epsilon = self.check_epsilon(epsilon)
 
     def _mu(self, t: int) -> float:
