@@ -50,15 +50,36 @@ def test_mnist_digits(tmp_path):
 
 def test_vanishing_gradients_sigmoid_against_relu(tmp_path):
     result = _run("vanishing_gradients", tmp_path)
+    # the main comparison: the same network and initialiser, only the activation differs
+    assert result["sigmoid"]["initializer"] == result["relu"]["initializer"]
     assert result["sigmoid"]["ratio"] >= 1000
     assert result["relu"]["ratio"] < 100
     assert result["relu"]["accuracy"] > result["sigmoid"]["accuracy"] + 0.3
     assert any("Vanishing gradients" in m for m in result["sigmoid"]["warnings"])
-    assert _pngs(tmp_path) == ["vanishing_relu.png", "vanishing_sigmoid.png"]
+    # what a matched initialiser adds, shown apart
+    assert result["relu_he"]["initializer"] == "he_normal"
+    assert result["relu_he"]["accuracy"] >= result["relu"]["accuracy"] - 0.02
+    assert _pngs(tmp_path) == ["vanishing_relu.png", "vanishing_relu_he.png",
+                               "vanishing_sigmoid.png"]
 
 
-def test_batch_size_trade_off(tmp_path):
+def test_batch_size_trade_off(tmp_path, monkeypatch):
+    import numpy as np
+
+    import layerwise as lw
+    from layerwise.datasets import load_digits
+
+    test_x = load_digits().x_test
+    original = lw.Sequential.fit
+
+    def fit_without_the_test_set(self, x, *args, **kwargs):  # the test set steers nothing
+        for array in (x, *(kwargs.get("validation_data") or ())):
+            if getattr(array, "shape", None) == test_x.shape:
+                assert not np.array_equal(array, test_x), "fit was given the test set"
+        return original(self, x, *args, **kwargs)
+    monkeypatch.setattr(lw.Sequential, "fit", fit_without_the_test_set)
     rows = _run("batch_size", tmp_path)
+    assert all(0.8 <= r["test_accuracy"] <= 1.0 for r in rows)
     assert [r["batch_size"] for r in rows][:4] == [1, 32, 128, 512]
     seconds = [r["seconds_per_epoch"] for r in rows]
     epochs = [r["epochs_to_target"] for r in rows]

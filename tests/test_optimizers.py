@@ -202,3 +202,29 @@ def test_nadam_resumed_from_its_state_continues_exactly(rng):
     for g in grads[3:]:
         second.apply([b], [g.copy()])
     np.testing.assert_array_equal(a, b)
+
+
+def test_rmsprop_seed_form_follows_the_seeds_recurrence(rng):
+    """Seed 002: σ¹ = |g¹|, then σᵗ = √(ρ (σᵗ⁻¹)² + (1 - ρ) (gᵗ)²), θᵗ⁺¹ = θᵗ - η gᵗ / σᵗ
+    (with ε beside σ, as the default form has it)."""
+    param = rng.normal(size=(4,))
+    grads = [rng.normal(size=(4,)) for _ in range(5)]
+    lr, rho, eps = 0.01, 0.9, 1e-8
+    optimizer = optimizers.RMSprop(lr, rho=rho, epsilon=eps,
+                                   initial_accumulator="first_gradient")
+    ours, theta, sigma = param.copy(), param.copy(), None
+    for g in grads:
+        optimizer.apply([ours], [g.copy()])
+        sigma = np.abs(g) if sigma is None else np.sqrt(rho * sigma**2 + (1 - rho) * g**2)
+        theta = theta - lr * g / (sigma + eps)
+    np.testing.assert_allclose(ours, theta, rtol=1e-12)
+    default = optimizers.RMSprop(lr, rho=rho, epsilon=eps)
+    step = param.copy()
+    default.apply([step], [grads[0].copy()])
+    seed = optimizers.RMSprop(lr, rho=rho, epsilon=eps, initial_accumulator="first_gradient")
+    seed_step = param.copy()
+    seed.apply([seed_step], [grads[0].copy()])
+    assert np.abs(param - seed_step) == pytest.approx(np.full(4, lr), rel=1e-5)  # η
+    assert np.abs(param - step) == pytest.approx(np.full(4, lr / np.sqrt(0.1)), rel=1e-5)
+    with pytest.raises(ValueError, match="'zeros' or 'first_gradient'"):
+        optimizers.RMSprop(initial_accumulator="ones")

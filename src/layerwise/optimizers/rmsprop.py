@@ -20,6 +20,14 @@ class RMSprop(Optimizer):
     does not vanish. With ``centered=True`` the running mean m of g is tracked as well and
     d = √(s - m²) + ε (the variance, not the second moment). With ``momentum`` μ > 0:
     b <- μ b + g / d;  θ <- θ - η b.
+
+    ``initial_accumulator`` chooses where s starts:
+
+    - ``"zeros"`` (default; PyTorch and Keras): s⁰ = 0, so the first step is
+      s¹ = (1 - ρ) g¹², θ¹ = θ⁰ - η g¹ / (√(1 - ρ) |g¹| + ε): about 3.16 η for ρ = 0.9.
+    - ``"first_gradient"`` (seed 002, Hung-yi Lee's lecture: "在第一个时间点,σ就是第一个算出来
+      GD的值"): σ¹ = |g¹|, that is s¹ = g¹², and σᵗ = √(ρ (σᵗ⁻¹)² + (1 - ρ) (gᵗ)²) after;
+      the first step is η g¹ / (|g¹| + ε) ≈ η.
     """
 
     nonnegative_slots = ("square_avg",)
@@ -31,6 +39,7 @@ class RMSprop(Optimizer):
         momentum: float = 0.0,
         epsilon: float = 1e-8,
         centered: bool = False,
+        initial_accumulator: str = "zeros",
         **kwargs: Any,
     ) -> None:
         super().__init__(learning_rate, **kwargs)
@@ -41,6 +50,13 @@ class RMSprop(Optimizer):
         self.rho, self.momentum = float(rho), float(momentum)
         self.epsilon = self.check_epsilon(epsilon)
         self.centered = bool(centered)
+        if initial_accumulator not in ("zeros", "first_gradient"):
+            raise ValueError("`initial_accumulator` must be 'zeros' or 'first_gradient'. "
+                             f"Received: initial_accumulator={initial_accumulator!r}")
+        if initial_accumulator == "first_gradient" and self.centered:
+            raise ValueError("initial_accumulator='first_gradient' is the seed's uncentered "
+                             "rule; with centered=True the first variance would be 0.")
+        self.initial_accumulator = initial_accumulator
         self.slot_names = ("square_avg",) + (("grad_avg",) if centered else ()) + (
             ("momentum_buffer",) if momentum else ())
 
@@ -49,13 +65,18 @@ class RMSprop(Optimizer):
         m = slots["grad_avg"].reshape(-1) if self.centered else s
         b = slots["momentum_buffer"].reshape(-1) if self.momentum else s
         work, denom = self.scratch(min(p.shape[0], CHUNK), p.dtype, 2)
+        first = self.initial_accumulator == "first_gradient" and self.iterations == 0
         for part in chunks(p.shape[0]):
             pp, gg, ss = p[part], g[part], s[part]
             n = pp.shape[0]
             w, d = work[:n], denom[:n]
-            ss -= xp.multiply(gg, gg, out=w)  # s <- ρ s + (1 - ρ) g²  as  g² + ρ (s - g²)
-            ss *= self.rho
-            ss += w
+            xp.multiply(gg, gg, out=w)
+            if first:  # the seed's σ¹ = |g¹|: s¹ = g¹²
+                ss[...] = w
+            else:  # s <- ρ s + (1 - ρ) g²  as  g² + ρ (s - g²)
+                ss -= w
+                ss *= self.rho
+                ss += w
             if self.centered:
                 mm = m[part]
                 mm -= gg  # m <- ρ m + (1 - ρ) g
@@ -76,5 +97,8 @@ class RMSprop(Optimizer):
                 pp -= xp.multiply(w, lr, out=w)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
-                "epsilon": self.epsilon, "centered": self.centered}
+        config = {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                  "epsilon": self.epsilon, "centered": self.centered}
+        if self.initial_accumulator != "zeros":
+            config["initial_accumulator"] = self.initial_accumulator
+        return config
