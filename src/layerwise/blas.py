@@ -229,7 +229,7 @@ active: MKL | None = None
 _choice = "numpy"
 _mkl_cache: list[MKL | None] = []  # [] until the first attempt; [None] if loading failed
 _load_error: list[str] = []
-_openblas: list[Any] = []  # [] until first needed; then [threadpoolctl controller or None]
+_openblas: list[Any] = []  # [] until first needed; then [controller or None, len(sys.modules)]
 
 
 def _load_mkl() -> MKL | None:
@@ -310,13 +310,17 @@ _pool_users: list[Any] = [0, None]  # [threads inside one_thread_pool, the activ
 
 
 def _openblas_controller() -> Any | None:
-    if not _openblas:
+    """threadpoolctl's controller of every loaded OpenBLAS (NumPy's, and SciPy's once it is
+    imported): found again when modules were imported since, as a new one may bring its own."""
+    modules = len(sys.modules)
+    if not _openblas or _openblas[1] != modules:
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:
-            _openblas.append(None)
+            controller = None
         else:
-            _openblas.append(ThreadpoolController().select(internal_api="openblas"))
+            controller = ThreadpoolController().select(internal_api="openblas")
+        _openblas[:] = [controller, modules]
     return _openblas[0]
 
 

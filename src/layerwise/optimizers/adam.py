@@ -7,13 +7,13 @@ from typing import Any
 
 from .. import blas
 from ..backend import xp
-from .base import Optimizer
+from .base import MomentOptimizer
 from .chunked import BLAS_CHUNK, CHUNK, chunks, vector_kernels
 from .registry import OPTIMIZERS
 
 
 @OPTIMIZERS.register("adam")
-class Adam(Optimizer):
+class Adam(MomentOptimizer):
     """Adam (Kingma & Ba, 2015) with PyTorch's update rule. At step t = 1, 2, ...:
 
     m <- β₁ m + (1 - β₁) g          (momentum: running mean of gradients)
@@ -36,10 +36,7 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1 = self.check_decay_rate(beta_1, "beta_1")
-        self.beta_2 = self.check_decay_rate(beta_2, "beta_2")
-        self.epsilon = self.check_epsilon(epsilon)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
         self.amsgrad = bool(amsgrad)
         self.slot_names = ("m", "v", "v_max") if amsgrad else ("m", "v")
 
@@ -96,8 +93,7 @@ class Adam(Optimizer):
             lib.axpby(-1.0, w, decay, pp)  # θ <- (1 - ηλ) θ - w
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+        return {**super().get_config(), "amsgrad": self.amsgrad}
 
 
 @OPTIMIZERS.register("adamw")

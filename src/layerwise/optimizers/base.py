@@ -24,7 +24,7 @@ from ..registry import Configurable
 from ..utils import check_finite_number
 from .chunked import chunks
 
-__all__ = ["Optimizer", "tiling_base", "FLUSH_EVERY", "TINY"]
+__all__ = ["MomentOptimizer", "Optimizer", "tiling_base", "FLUSH_EVERY", "TINY"]
 
 #: steps between flushes of tiny optimizer state (see ``Optimizer.flush_subnormal_state``)
 FLUSH_EVERY = 100
@@ -335,6 +335,22 @@ class Optimizer(Configurable):
 
             config["learning_rate"] = schedules.get(config["learning_rate"])
         return cls(**config)
+
+
+class MomentOptimizer(Optimizer):
+    """The optimizers with Adam's two moment decay rates β₁, β₂ and ε (Adam, Nadam,
+    Adamax): their shared arguments, checks and config."""
+
+    def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, **kwargs: Any) -> None:
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1 = self.check_decay_rate(beta_1, "beta_1")
+        self.beta_2 = self.check_decay_rate(beta_2, "beta_2")
+        self.epsilon = self.check_epsilon(epsilon)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
 
 
 def _address(array: Any) -> int | None:

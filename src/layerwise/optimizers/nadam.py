@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import xp
-from .base import Optimizer
+from .base import MomentOptimizer
 from .registry import OPTIMIZERS
 
 
 @OPTIMIZERS.register("nadam")
-class Nadam(Optimizer):
+class Nadam(MomentOptimizer):
     """Adam whose momentum looks one step ahead.
 
     With μ_t = β₁ (1 - ½·0.96^(0.004 t)) and Π_t = μ_1···μ_t::
@@ -22,13 +22,6 @@ class Nadam(Optimizer):
 
     slot_names = ("m", "v")
     nonnegative_slots = ("v",)
-
-    def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, **kwargs: Any) -> None:
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1 = self.check_decay_rate(beta_1, "beta_1")
-        self.beta_2 = self.check_decay_rate(beta_2, "beta_2")
-        self.epsilon = self.check_epsilon(epsilon)
 
     def _mu(self, t: int) -> float:
         return self.beta_1 * (1.0 - 0.5 * 0.96 ** (0.004 * t))
@@ -56,7 +49,3 @@ class Nadam(Optimizer):
         denominator = xp.sqrt(v / (1.0 - self.beta_2**t)) + self.epsilon
         param -= (lr * (1.0 - mu) / (1.0 - product)) * grad / denominator
         param -= (lr * mu_next / (1.0 - product * mu_next)) * m / denominator
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}
