@@ -907,6 +907,9 @@ class Sequential:
                 raise ValueError(_NO_GENERATORS)
             if isinstance(value, data.Sequence):  # before its first batch is checked
                 value.rank, value.world_size = context.rank, context.size
+        if xp.__name__ != "numpy":
+            raise ValueError("layerwise.distributed trains on the NumPy backend; a device "
+                             f"backend ({xp.__name__}) with MPI is not supported yet.")
         if isinstance(seed, np.random.Generator):
             raise ValueError("Under layerwise.distributed, `seed` must be an int that every "
                              "rank passes (or None: the job's shared seed). Received: a "
