@@ -21,7 +21,7 @@ from typing import Any
 from .backend import scalar, xp
 
 __all__ = ["CHECK_ELEMENTS", "InterruptGuard", "NonFiniteLossError", "NonFiniteWeightsError",
-           "StatePoint", "all_finite", "check_interval"]
+           "StatePoint", "all_finite", "check_interval", "lr_text"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -35,7 +35,7 @@ class NonFiniteLossError(FloatingPointError):
             message = (
                 f"The loss became {loss}{where}. Training stopped before applying that batch's "
                 "update, so the weights are those from before it. The learning rate"
-                f"{_lr(optimizer)} is probably too high: try a lower learning_rate, gradient "
+                f"{lr_text(optimizer)} is probably too high: try a lower learning_rate, gradient "
                 "clipping (clipnorm=1.0), or check the data for extreme values."
             )
         super().__init__(message)
@@ -69,12 +69,13 @@ class NonFiniteWeightsError(NonFiniteLossError):
             what = (f"Some weights became NaN or infinite{where}, although every batch's loss "
                     "was finite.")
         super().__init__(loss, epoch, batch, optimizer, message=(
-            f"{what} {state} The learning rate{_lr(optimizer)} is probably too high for this "
+            f"{what} {state} The learning rate{lr_text(optimizer)} is probably too high for this "
             "data and dtype: try a lower learning_rate, clipnorm=1.0, a larger epsilon, or "
             "float32 instead of float16."))
 
 
-def _lr(optimizer: Any) -> str:
+def lr_text(optimizer: Any) -> str:
+    """`` (learning_rate=...)`` for messages, or "" when the rate cannot be read."""
     if optimizer is None:
         return ""
     try:

@@ -35,6 +35,7 @@ from .guards import (
     StatePoint,
     all_finite,
     check_interval,
+    lr_text,
 )
 from .input_checks import (
     as_feature_array,
@@ -45,7 +46,7 @@ from .input_checks import (
     check_lengths,
     is_device_array,
 )
-from .layers import Layer
+from .layers import InputLayer, Layer
 from .layers.base import LAYERS, check_positive_int
 from .optimizers.base import tiling_base
 from .utils import global_rng, make_rng
@@ -127,7 +128,7 @@ class Sequential:
             )
         # a layer re-used from another model is checked against its input by build below
         if self.layers and layer._declared_input_dim is not None and not layer.built and \
-                type(layer).__name__ not in ("InputLayer",):
+                not isinstance(layer, InputLayer):
             raise ValueError(
                 f"Only the first layer takes `input_dim`; layer {layer.name!r} is added at "
                 f"position {len(self.layers)}. Received: input_dim={layer.input_dim}"
@@ -415,7 +416,7 @@ class Sequential:
         if ndim == 1 and self.input_dim in (None, 1) and not hasattr(x, "columns"):
             return (x.to_numpy() if hasattr(x, "to_numpy") else np.asarray(x)).reshape(-1, 1)
         if ndim is not None and ndim > 2 and self.layers and \
-                type(self.layers[0]).__name__ in ("Flatten", "InputLayer"):
+                getattr(self.layers[0], "flattens_samples", False):
             return x.reshape(x.shape[0], -1)
         return x
 
@@ -890,7 +891,7 @@ class Sequential:
         if not isinstance(error, NonFiniteWeightsError):  # a loss found late, on a device
             error.add_note_to_message(
                 f"The weights and optimizer state were rolled back to the start of epoch "
-                f"{epoch + 1}. The learning rate{_lr_text(self.optimizer)} is probably too "
+                f"{epoch + 1}. The learning rate{lr_text(self.optimizer)} is probably too "
                 "high: try a lower learning_rate, or clipnorm=1.0.")
             raise error
         raise NonFiniteWeightsError(
@@ -1382,13 +1383,6 @@ class _Totals:
         if self._host is None:
             self._host = to_numpy(self.values)
         return self._host
-
-
-def _lr_text(optimizer: Any) -> str:
-    try:
-        return f" (learning_rate={optimizer.current_learning_rate():g})"
-    except (ValueError, TypeError):
-        return ""
 
 
 def _verbosity(verbose: Any) -> int:

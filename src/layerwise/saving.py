@@ -96,16 +96,7 @@ def save_model(model: Any, filepath: str | os.PathLike[str],
     context = distributed.current()
     if context is not None and not context.is_chief:
         return  # one file, written by rank 0 (every rank holds the same weights)
-    tensors: dict[str, np.ndarray] = {}
-    for i, layer in enumerate(model.layers):
-        for name, param in layer.params.items():
-            array = np.ascontiguousarray(to_numpy(param))
-            if not np.isfinite(array).all():
-                raise ValueError(
-                    f"Refusing to save to {path}: weight {name!r} of layer {layer.name!r} holds "
-                    "NaN or infinite values, and a file of them could not be loaded. Restore "
-                    "finite weights first (e.g. from the last checkpoint).")
-            tensors[f"layers.{i}.{name}"] = array
+    tensors = _weight_tensors(model, path)
     check_savable(model)
     metadata = {
         "format": FORMAT,
@@ -135,6 +126,21 @@ def save_model(model: Any, filepath: str | os.PathLike[str],
     atomic_write(path, data)
 
 
+def _weight_tensors(model: Any, path: str) -> dict[str, np.ndarray]:
+    """Every parameter as a host array named ``layers.<i>.<name>``; refuses NaN and inf."""
+    tensors = {}
+    for i, layer in enumerate(model.layers):
+        for name, param in layer.params.items():
+            array = np.ascontiguousarray(to_numpy(param))
+            if not np.isfinite(array).all():
+                raise ValueError(
+                    f"Refusing to save to {path}: weight {name!r} of layer {layer.name!r} holds "
+                    "NaN or infinite values, and a file of them could not be loaded. Restore "
+                    "finite weights first (e.g. from the last checkpoint).")
+            tensors[f"layers.{i}.{name}"] = array
+    return tensors
+
+
 def _json_scalar(value: Any) -> Any:
     """A class or feature name as JSON can hold it (NumPy scalars become Python ones)."""
     return value.item() if isinstance(value, np.generic) else value
@@ -150,14 +156,7 @@ def save_weights(model: Any, filepath: str | os.PathLike[str]) -> None:
         raise ValueError("The model is not built, so it has no weights to save.")
     if not distributed.is_chief():
         return
-    tensors = {}
-    for i, layer in enumerate(model.layers):
-        for name, param in layer.params.items():
-            array = np.ascontiguousarray(to_numpy(param))
-            if not np.isfinite(array).all():
-                raise ValueError(f"Refusing to save to {path}: weight {name!r} of layer "
-                                 f"{layer.name!r} holds NaN or infinite values.")
-            tensors[f"layers.{i}.{name}"] = array
+    tensors = _weight_tensors(model, path)
     metadata = {"format": FORMAT + "-weights", "format_version": FORMAT_VERSION}
     atomic_write(path, _safetensors().numpy.save(tensors, metadata=metadata))
 

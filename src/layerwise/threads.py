@@ -138,11 +138,13 @@ def _controller() -> Any | None:
         from threadpoolctl import ThreadpoolController
     except ImportError:
         return None
-    api = "mkl" if blas.active is not None else "openblas"
-    cached = _controllers.get(api)
-    if cached is None:
-        cached = _controllers[api] = ThreadpoolController().select(internal_api=api)
-    return cached if cached.lib_controllers else None
+    if blas.active is None:  # NumPy's (and SciPy's) OpenBLAS: blas keeps that controller
+        cached = blas._openblas_controller()
+    else:
+        cached = _controllers.get("mkl")
+        if cached is None:
+            cached = _controllers["mkl"] = ThreadpoolController().select(internal_api="mkl")
+    return cached if cached is not None and cached.lib_controllers else None
 
 
 _controllers: dict[str, Any] = {}

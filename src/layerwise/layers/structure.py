@@ -46,6 +46,9 @@ class KerasTensor:
 class _Rows(Layer):
     """Flattens each sample to a row (a view); the gradient passes back unchanged."""
 
+    #: the model gives this layer, first, whole samples: ``(batch, 28, 28)`` images
+    flattens_samples = True
+
     def forward(self, x: Any, training: bool = False) -> Any:
         return x.reshape(x.shape[0], -1) if x.ndim > 2 else x
 
