@@ -45,6 +45,9 @@ def test_derivative_is_elementwise_slope(name, rng):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_large_inputs_are_finite_and_silent(name, dtype):
     act = activations.get(name)
+    if isinstance(act, activations.Exponential):
+        pytest.skip("e^z exceeds every float beyond z = 88 (float32) or 709 (float64); the "
+                    "poisson loss takes the log-rate z instead (test_losses)")
     z = np.array([[1000.0, 0.0, -1000.0], [-1e4, 1e4, 50.0]], dtype=dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

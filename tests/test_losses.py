@@ -20,6 +20,9 @@ def _case(name, rng, n=7, units=4):
         y = rng.integers(0, 2, size=(n, units)).astype(np.float64)
     elif name in ("kl_divergence", "kld", "kullback_leibler_divergence"):
         y = _probabilities("softmax", rng.normal(size=(n, units)))
+    elif name == "poisson":
+        y = rng.poisson(3.0, size=(n, units)).astype(np.float64)
+        logits = np.exp(logits / 2)  # rates: the loss of positive predictions
     elif name == "hinge":
         y = rng.choice([-1.0, 1.0], size=(n, units))
         logits[np.abs(1.0 - y * logits) < 1e-3] += 0.1  # the kink at margin 1

@@ -30,7 +30,7 @@ def test_penalty_is_in_the_loss_and_gradients_pass_finite_differences(reg, float
     assert penalty > 0 and loss == pytest.approx(data_loss + penalty, rel=1e-12)
 
     def total():
-        return model.loss(y, model.forward(x)) + model._regularization(add_gradients=False)
+        return model.loss(y, model.forward(x)) + model.regularization(x.shape[0])
 
     for param, grad in zip(model.params, [g.copy() for g in model.grads]):
         assert relative_error(grad, numerical_gradient(total, param)) < 1e-6
@@ -143,3 +143,24 @@ def test_dropout_on_the_input_layer_trains(rng):
 def test_dropout_rejects_bad_rate():
     with pytest.raises(ValueError, match=r"`rate` must be a number in \[0, 1\). Received: rate=1"):
         Dropout(1)
+
+
+def test_per_sample_l2_is_scikit_learns_alpha(float64, rng):
+    """½α‖W‖² per batch of n samples: the penalty and its gradient divide by n."""
+    alpha = 0.3
+    model = _model(kernel_regularizer=regularizers.L2PerSample(alpha))
+    x, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
+    model._begin("test")
+    x, y, _ = model._prepare(x, y)
+    kernels = [layer.params["kernel"] for layer in model.layers]
+    penalty = sum(0.5 * alpha * (k**2).sum() for k in kernels) / 8
+    loss, _ = model.compute_gradients(x, y)
+    assert loss == pytest.approx(model.loss(y, model.forward(x)) + penalty, rel=1e-12)
+
+    def total():
+        return model.loss(y, model.forward(x)) + model.regularization(x.shape[0])
+
+    for param, grad in zip(model.params, [g.copy() for g in model.grads]):
+        assert relative_error(grad, numerical_gradient(total, param)) < 1e-6
+    assert regularizers.get({"class_name": "l2_per_sample", "config": {"alpha": 0.3}}
+                            ).alpha == 0.3

@@ -37,6 +37,7 @@ __all__ = [
     "Mish",
     "ReLU",
     "SiLU",
+    "Exponential",
     "Sigmoid",
     "Softmax",
     "Softplus",
@@ -309,6 +310,24 @@ class Softmax(Activation):
     def backward(self, z: Any, y: Any, dy: Any, out: Any = None) -> Any:
         inner = (dy * y).sum(axis=-1, keepdims=True)
         return xp.multiply(y, xp.subtract(dy, inner, out=out), out=out)
+
+
+@_named("exponential", "exp")
+class Exponential(Activation):
+    """Exponential: f(z) = e^z, f'(z) = e^z = f(z).
+
+    Range (0, ∞): the output of a count or rate model (the log link of Poisson regression,
+    paired with the ``poisson`` loss, which then works from the logits z).
+    """
+
+    def forward(self, z: Any, out: Any = None) -> Any:
+        return xp.exp(z, out=out)
+
+    def derivative(self, z: Any, y: Any) -> Any:
+        return y
+
+    def backward(self, z: Any, y: Any, dy: Any, out: Any = None) -> Any:
+        return xp.multiply(dy, y, out=out)
 
 
 @_named("softplus")

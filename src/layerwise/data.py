@@ -10,6 +10,8 @@ one training loop iterates over its batches:
   each block, each batch passes through ``preprocess`` (for example ``lambda b: b / 255`` on
   uint8 images) and is checked on its own; the pages of a finished block are released, so
   resident memory stays flat however large the file is.
+- A SciPy sparse matrix (CSR, or CSC converted to CSR once): streamed the same way, each
+  batch densified on its own, so the dense copy never exceeds one batch.
 - A :class:`Sequence` (``len()`` batches, ``seq[i]`` gives ``(x, y)`` or ``(x, y, w)``), as
   Keras's ``keras.utils.Sequence``, or an iterator/generator of such tuples (with
   ``steps_per_epoch`` when it does not end).
@@ -23,6 +25,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+
+from .input_checks import is_sparse
 
 __all__ = ["Sequence", "batch_source", "share", "BLOCK_BYTES"]
 
@@ -149,7 +153,7 @@ class StreamedArraySource:
     """Rows of a (memory-mapped) array read block by block; each batch prepared on its own."""
 
     def __init__(self, x: Any, y: Any, w: Any, batch_size: int, prepare: Prepare) -> None:
-        self.x, self.y, self.w = x, y, w
+        self.x, self.y, self.w = (x.tocsr() if is_sparse(x) else x), y, w
         self.batch_size = batch_size
         self.prepare = prepare
         self.samples = x.shape[0]
@@ -168,7 +172,7 @@ class StreamedArraySource:
                 yield from self._shard_of_block(start, rng)
                 continue
             part = slice(start, min(start + self.block, self.samples))
-            xs = np.asarray(self.x[part])  # one sequential read of the block
+            xs = _read(self.x, part)  # one sequential read of the block
             ys, ws = _block(self.y, part), _block(self.w, part)
             _release(self.x)
             order = rng.permutation(xs.shape[0]) if rng is not None else None
@@ -192,12 +196,17 @@ class StreamedArraySource:
             parts.append(positions[share(positions.shape[0], *self.shard)])
         wanted = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
         rows = start + wanted
-        xs = np.asarray(self.x[rows])  # only this rank's rows of the block
+        xs = _read(self.x, rows)  # only this rank's rows of the block
         ys, ws = _block(self.y, rows), _block(self.w, rows)
         _release(self.x)
         for positions in parts:
             local = np.searchsorted(wanted, positions)
             yield self.prepare(xs[local], _rows(ys, local), _rows(ws, local), start + positions)
+
+
+def _read(x: Any, part: Any) -> Any:
+    """Rows ``part`` of ``x``: a NumPy array, or still sparse (densified per batch later)."""
+    return x[part] if is_sparse(x) else np.asarray(x[part])
 
 
 def _block(array: Any, part: Any) -> Any:

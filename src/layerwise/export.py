@@ -61,7 +61,7 @@ def _activation(graph: _Graph, activation: Any, x: str, hint: str) -> str:
     if kind is acts.Linear:
         return x
     simple = {acts.Sigmoid: "Sigmoid", acts.Tanh: "Tanh", acts.ReLU: "Relu",
-              acts.Softplus: "Softplus", acts.Mish: "Mish"}
+              acts.Softplus: "Softplus", acts.Mish: "Mish", acts.Exponential: "Exp"}
     if kind in simple:
         return graph.op(simple[kind], [x], hint)
     if kind is acts.SELU:

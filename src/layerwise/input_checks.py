@@ -107,6 +107,11 @@ def _device_features(x: Any, dtype: str | None, argument: str) -> Any:
     return out
 
 
+def is_sparse(x: Any) -> bool:
+    """Whether ``x`` is a SciPy sparse matrix or array (without importing SciPy)."""
+    return hasattr(x, "tocsr") and hasattr(x, "nnz") and hasattr(x, "toarray")
+
+
 def as_feature_array(x: Any, dtype: str | None, argument: str = "x", rows: Any = None
                      ) -> np.ndarray:
     """``x`` as a finite 2-D array ``(batch, features)`` of ``dtype`` (unconverted, only
@@ -114,6 +119,8 @@ def as_feature_array(x: Any, dtype: str | None, argument: str = "x", rows: Any =
     and converted where it is."""
     if is_device_array(x):
         return _device_features(x, dtype, argument)
+    if is_sparse(x):  # a batch of a SciPy sparse matrix (fit densifies one batch at a time)
+        x = x.toarray()
     array = _as_numeric(x, argument)
     if array.ndim != 2:
         hint = " Reshape a single feature with x.reshape(-1, 1)." if array.ndim == 1 else ""

@@ -32,6 +32,7 @@ __all__ = [
     "Loss",
     "MeanAbsoluteError",
     "MeanSquaredError",
+    "Poisson",
     "SparseCategoricalCrossentropy",
     "get",
     "names",
@@ -373,6 +374,39 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
                 f"sparse_categorical_crossentropy needs class indices in [0, {units - 1}]."
             )
         return y.astype("int64", copy=False)
+
+
+@_named("poisson")
+class Poisson(_CrossEntropy):
+    """Poisson negative log-likelihood of counts or rates, averaged over output units (the
+    constant log y! dropped, as Keras does): l = mean_k [ŷ_k - y_k log(ŷ_k + 1e-7)],
+    dl/dŷ_k = (1 - y_k/(ŷ_k + 1e-7))/units.
+
+    With an ``exponential`` output layer the model works from the log-rate z (ŷ = e^z):
+    l = mean_k [e^z - y z], dl/dz = (e^z - y)/units, finite wherever e^z is. Targets are
+    non-negative. (``from_logits`` as on the cross-entropies.)
+    """
+
+    logits_activation = "exponential"
+
+    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
+        if self.from_logits:
+            return (xp.exp(y_pred) - y_true * y_pred).mean(axis=-1)
+        return (y_pred - y_true * xp.log(y_pred + _EPSILON)).mean(axis=-1)
+
+    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
+        if self.from_logits:
+            g = xp.exp(y_pred) - y_true
+        else:
+            g = 1.0 - y_true / (y_pred + _EPSILON)
+        return _scale(g, g.shape[0] * g.shape[1], sample_weight)
+
+    def prepare_targets(self, y: np.ndarray, units: int, dtype: str) -> np.ndarray:
+        y = _as_2d_targets(y, units, self.name)
+        if y.size and y.min() < 0:
+            raise ValueError("`y` must be non-negative (counts or rates) for the poisson "
+                             f"loss. Received a minimum of {y.min()}")
+        return cast_finite(y, dtype, "y")
 
 
 @_named("kl_divergence", "kld", "kullback_leibler_divergence")

@@ -45,6 +45,7 @@ from .input_checks import (
     check_features,
     check_lengths,
     is_device_array,
+    is_sparse,
 )
 from .layers import InputLayer, Layer
 from .layers.base import LAYERS, check_positive_int
@@ -84,6 +85,9 @@ class Sequential:
         self.gradient_reducer: Callable[[list[Any]], None] | None = None
         self._fused: losses.Loss | None = None  # set at the start of fit/evaluate
         self._regularized = False
+        self._begun: losses.Loss | None = None  # the loss _begin last prepared for
+        #: ``compile(loss_weights=...)``: the factor on the data loss and its gradient
+        self.loss_weight = 1.0
         self._param_list: list[Any] = []  # params/grads as handed to the optimizer
         self._grad_list: list[Any] = []
         self._flat_params: Any = None  # the buffer the parameters tile, when packed
@@ -219,6 +223,7 @@ class Sequential:
         optimizer: Any = "sgd",
         loss: Any = None,
         metrics: list[Any] | None = None,
+        loss_weights: Any = None,
     ) -> None:
         """Choose the optimizer, the loss and the metrics reported during training.
 
@@ -226,6 +231,9 @@ class Sequential:
             optimizer: name (``"sgd"``, ...) or ``Optimizer`` object.
             loss: name (``"categorical_crossentropy"``, ``"mse"``, ...) or ``Loss`` object.
             metrics: names or ``Metric`` objects; ``"accuracy"`` adapts to the loss.
+            loss_weights: a positive factor on the data loss and its gradient (the weight
+                penalties are not scaled), as Keras's ``loss_weights`` for a model with one
+                output; a one-element list or dict is accepted too.
         """
         if loss is None:
             raise ValueError(
@@ -239,7 +247,8 @@ class Sequential:
             raise TypeError(f"`metrics` must be a list. Received: metrics={metrics!r}")
         metric_ids = list(metrics or [])
         resolved = self._resolve_metrics(new_loss, metric_ids)
-        self.optimizer, self.loss = new_optimizer, new_loss
+        weight = _loss_weight(loss_weights)
+        self.optimizer, self.loss, self.loss_weight = new_optimizer, new_loss, weight
         self._metric_ids, self.metrics = metric_ids, resolved
 
     def _resolve_metrics(self, loss: losses.Loss | None = None,
@@ -299,35 +308,50 @@ class Sequential:
         return dy
 
     def compute_gradients(
-        self, x: Any, y: Any, sample_weight: Any | None = None
+        self, x: Any, y: Any, sample_weight: Any | None = None, penalty: bool = True
     ) -> tuple[float, Any]:
         """Forward and backward on one batch; fills every layer's ``grads``.
 
-        Returns the batch's loss (the data loss plus any regularisation penalty, before any
-        update) and the network's output.
+        Returns the batch's loss (the data loss times ``loss_weights``, plus the weight
+        penalties unless ``penalty`` is False, before any update) and the network's output.
+        ``penalty=False`` serves a caller that sums the gradients of several parts of one
+        batch and adds the penalties once (``regularization``).
         """
+        if self._begun is not self.loss:
+            self._begin("compute_gradients")
         y_pred = self.forward(x, training=True)
+        weight = self.loss_weight
         if self._fused is not None:
             last = self.layers[-1]
             loss, dz = self._fused.loss_and_gradient(y, last._z, sample_weight)
+            if weight != 1.0:
+                loss, dz = loss * weight, dz * weight
             dy = last.backward_logits(dz)
             if dy is not None:
                 self.backward(dy, start=-1)
         else:
             loss, dy = self.loss.loss_and_gradient(y, y_pred, sample_weight)
+            if weight != 1.0:
+                loss, dy = loss * weight, dy * weight
             self.backward(dy)
-        if self._regularized:
-            loss += self._regularization(add_gradients=True)
+        if self._regularized and penalty:
+            loss += self.regularization(x.shape[0], add_gradients=True)
         return loss, y_pred
 
-    def _regularization(self, add_gradients: bool) -> float:
-        """Sum of the layers' weight penalties; optionally adds their gradients."""
+    def regularization(self, samples: int, add_gradients: bool = False) -> float:
+        """Sum of the layers' weight penalties for a batch of ``samples`` rows (per-sample
+        regularizers such as ``L2PerSample`` divide by it); with ``add_gradients``, their
+        gradients are added to the layers' ``grads``."""
         total = 0.0
         for layer in self.layers:
             for name, regularizer in layer.regularizers.items():
-                total += regularizer.penalty(layer.params[name])
+                scale = 1.0 / max(samples, 1) if regularizer.per_sample else 1.0
+                total += scale * regularizer.penalty(layer.params[name])
                 if add_gradients:
-                    layer.grads[name] += regularizer.gradient(layer.params[name])
+                    grad = regularizer.gradient(layer.params[name])
+                    if scale != 1.0:
+                        grad *= scale
+                    layer.grads[name] += grad
         return total
 
     def train_step(self, x: Any, y: Any, sample_weight: Any | None = None,
@@ -457,6 +481,7 @@ class Sequential:
             raise ValueError(f"The model has no layers; add some before {method}().")
         self._fused = self._fused_loss()
         self._regularized = any(layer.regularizers for layer in self.layers)
+        self._begun = self.loss
 
     def _prepare_step(self) -> None:
         """Once the model is built: pack the parameters and fix what backward must compute."""
@@ -565,7 +590,8 @@ class Sequential:
         if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
             raise ValueError(f"`validation_split` must be in [0, 1). Received: "
                              f"validation_split={validation_split!r}")
-        streaming = preprocess is not None or isinstance(x, np.memmap) or data.is_stream(x)
+        streaming = preprocess is not None or isinstance(x, np.memmap) or data.is_stream(x) \
+            or is_sparse(x)
         if validation_split and data.is_stream(x):
             raise ValueError("`validation_split` needs array data; with a Sequence or "
                              "generator pass validation_data= instead.")
@@ -666,7 +692,8 @@ class Sequential:
 
         Args:
             x: features ``(samples, features)``; a ``numpy.memmap`` is streamed from disk
-                block by block; a :class:`layerwise.data.Sequence` or a generator yields
+                block by block, and a SciPy sparse matrix is densified one batch at a time;
+                a :class:`layerwise.data.Sequence` or a generator yields
                 ``(x, y)`` or ``(x, y, sample_weight)`` batches itself (then ``y`` is None).
             validation_split: fraction of the data, taken from the end before shuffling, held
                 out to compute ``val_loss`` and ``val_<metric>`` after each epoch.
@@ -983,10 +1010,11 @@ class Sequential:
             if hooks is not None:
                 hooks.on_test_batch_begin(step)
             y_pred = self.forward(xb, training=False, layers=layers)
+            scale = xb.shape[0] * self.loss_weight
             if self._fused is not None:
-                totals.add(0, self._fused(yb, layers[-1]._z, wb) * xb.shape[0])
+                totals.add(0, self._fused(yb, layers[-1]._z, wb) * scale)
             else:
-                totals.add(0, self.loss(yb, y_pred, wb) * xb.shape[0])
+                totals.add(0, self.loss(yb, y_pred, wb) * scale)
             for i, metric in enumerate(self.metrics, start=1):
                 self._add_metric(totals, i, metric, yb, y_pred, wb)
             seen += xb.shape[0]
@@ -1002,7 +1030,7 @@ class Sequential:
             raise ValueError("The evaluation data yielded no batches.")
         means = totals / seen
         if self._regularized:
-            means[0] += scalar(self._regularization(add_gradients=False))
+            means[0] += scalar(self.regularization(int(seen)))
         return self._logs(means, prefix)
 
     def evaluate(
@@ -1023,7 +1051,8 @@ class Sequential:
         verbose = _verbosity(verbose)
         self._begin("evaluate")
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
-        streaming = preprocess is not None or isinstance(x, np.memmap) or data.is_stream(x)
+        streaming = preprocess is not None or isinstance(x, np.memmap) or data.is_stream(x) \
+            or is_sparse(x)
         if not streaming and y is None:
             raise ValueError("`y` is required when `x` is an array.")
         source = self._source(x, y, sample_weight, class_weight, batch_size, preprocess, steps,
@@ -1071,7 +1100,8 @@ class Sequential:
     def _predict(self, x: Any, batch_size: int, steps: int | None,
                  preprocess: Callable[[Any], Any] | None, hooks: CallbackList | None
                  ) -> np.ndarray:
-        streaming = preprocess is not None or isinstance(x, np.memmap) or data.is_stream(x)
+        streaming = preprocess is not None or isinstance(x, np.memmap) or data.is_stream(x) \
+            or is_sparse(x)
         if not streaming:
             # checked whole for shape and type, converted batch by batch: a float64 or uint8
             # input is never copied whole into the model's dtype
@@ -1280,6 +1310,7 @@ class Sequential:
             "optimizer": optimizers.serialize(self.optimizer),
             "metrics": [m if isinstance(m, str) else metrics_module.METRICS.serialize(m)
                         for m in self._metric_ids],
+            "loss_weights": self.loss_weight,
         }
 
     def save(self, filepath: str) -> None:
@@ -1359,6 +1390,25 @@ def load_model(filepath: str, compile: bool = True, restore_random_state: bool =
 #: on a device backend, fit reads the running loss (and checks the weights) every this many
 #: steps and at each epoch's end, instead of after every step
 DEVICE_CHECK_STEPS = 200
+
+
+def _loss_weight(value: Any) -> float:
+    """``compile``'s ``loss_weights`` as one positive float (1.0 for None)."""
+    given = value
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise ValueError("`loss_weights` must be one number for a model with one output. "
+                             f"Received: loss_weights={given!r}")
+        value = value[0]
+    if value is None:
+        return 1.0
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or \
+            not math.isfinite(value) or value <= 0:
+        raise ValueError("`loss_weights` must be a positive number. Received: "
+                         f"loss_weights={given!r}")
+    return float(value)
 
 
 class _Totals:

@@ -12,7 +12,8 @@ from .backend import lazy_scalar, xp
 from .registry import Configurable, Registry
 from .utils import check_finite_number
 
-__all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "L2PerSample", "l1", "l2", "l1_l2", "get",
+           "serialize"]
 
 
 def _strength(value: float, argument: str) -> float:
@@ -20,7 +21,14 @@ def _strength(value: float, argument: str) -> float:
 
 
 class Regularizer(Configurable):
-    """Base class: ``penalty(w)`` is added to the loss, ``gradient(w)`` to w's gradient."""
+    """Base class: ``penalty(w)`` is added to the loss, ``gradient(w)`` to w's gradient.
+
+    A regularizer with ``per_sample = True`` is divided by the number of samples in the
+    batch (the model does the division), so its strength relative to the mean data loss
+    does not depend on the batch size.
+    """
+
+    per_sample = False
 
     def penalty(self, weight: Any) -> float:
         raise NotImplementedError
@@ -83,6 +91,29 @@ class L2(L1L2):
 
     def get_config(self) -> dict[str, Any]:
         return {"l2": self.l2}
+
+
+@REGULARIZERS.register("l2_per_sample")
+class L2PerSample(Regularizer):
+    """½·α·Σw² divided by the batch's sample count n; gradient α·w/n.
+
+    scikit-learn's ``alpha`` in ``MLPClassifier``/``MLPRegressor``: the penalty is added to
+    the summed (not averaged) data loss, so against the batch mean it weighs 1/n.
+    """
+
+    per_sample = True
+
+    def __init__(self, alpha: float = 0.0001) -> None:
+        self.alpha = _strength(alpha, "alpha")
+
+    def penalty(self, weight: Any) -> float:
+        return 0.5 * self.alpha * lazy_scalar((weight * weight).sum())
+
+    def gradient(self, weight: Any) -> Any:
+        return self.alpha * weight
+
+    def get_config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
 
 
 def l1(l1: float = 0.01) -> L1:

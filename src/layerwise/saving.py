@@ -507,7 +507,8 @@ def _restore_compile(model: Any, metadata: dict[str, str], tensors: dict[str, np
         model.compile(optimizer=optimizers.get(settings["optimizer"]),
                       loss=losses.get(settings["loss"]),
                       metrics=[m if isinstance(m, str) else metrics.METRICS.from_config(m)
-                               for m in settings.get("metrics", [])])
+                               for m in settings.get("metrics", [])],
+                      loss_weights=settings.get("loss_weights"))
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"{path}: the compile settings in the file are invalid: {exc}") from None
     try:

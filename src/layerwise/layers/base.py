@@ -235,7 +235,8 @@ class Layer:
         return [to_numpy(v).copy() for v in self.params.values()]
 
     def set_weights(self, weights: list[Any]) -> None:
-        """Replace the parameters' values in place (shapes must match)."""
+        """Replace the parameters' values in place (shapes must match; a read-only
+        parameter array is replaced by a new one)."""
         weights = list(weights)
         if len(weights) != len(self.params):
             raise ValueError(
@@ -249,6 +250,10 @@ class Layer:
                     f"Weight {key!r} of layer {self.name!r} has shape {param.shape}. "
                     f"Received: shape {value.shape}"
                 )
+            if getattr(param, "flags", None) is not None and not param.flags.writeable:
+                # read-only (e.g. unpickled from a joblib memmap): a new array of our own
+                self.params[key] = xp.array(value, dtype=param.dtype)
+                continue
             param[...] = xp.asarray(value, dtype=param.dtype)
 
     @property
