@@ -170,3 +170,16 @@ def test_a_keras_style_loss_subclass_needs_its_gradient():
     with pytest.raises(TypeError, match=r"is a plain function .* subclass "
                                         r"layerwise\.losses\.Loss"):
         losses.get(lambda y_true, y_pred: 0.0)
+
+
+def test_poisson_from_log_rates_is_exp_minus_y(rng):
+    y, _ = _case("poisson", rng)
+    z = rng.normal(size=y.shape)
+    loss = losses.get("poisson").with_logits()
+    numeric = numerical_gradient(lambda: loss(y, z), z)
+    analytic = loss.gradient(y, z)
+    assert relative_error(analytic, numeric) < 1e-6
+    np.testing.assert_allclose(analytic, (np.exp(z) - y) / y.size, atol=1e-12)
+    assert loss(y, z) == pytest.approx(losses.get("poisson")(y, np.exp(z)), rel=1e-5)
+    with pytest.raises(ValueError, match="non-negative"):
+        losses.get("poisson").prepare_targets(-y, y.shape[1], "float64")

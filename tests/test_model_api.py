@@ -203,3 +203,38 @@ def test_verbose_prints_one_line_per_epoch(rng, capsys):
 def test_package_exports():
     assert lw.Sequential is Sequential
     assert lw.optimizers.get("sgd").learning_rate == 0.01
+
+
+def test_loss_weights_scale_the_data_loss_and_its_gradient(rng, tmp_path):
+    x, y = rng.normal(size=(12, 3)), rng.normal(size=(12, 1))
+    plain, weighted = _model(), _model()
+    weighted.compile(optimizer="sgd", loss="mse", loss_weights=[2.5])
+    plain.build(3)
+    weighted.build(3)
+    weighted.set_weights(plain.get_weights())
+    loss, _ = plain.compute_gradients(x, y)
+    loss2, _ = weighted.compute_gradients(x, y)
+    assert loss2 == pytest.approx(2.5 * loss)
+    for g, g2 in zip(plain.grads, weighted.grads):
+        np.testing.assert_allclose(g2, 2.5 * g, rtol=1e-6)
+    assert weighted.evaluate(x, y, verbose=0) == pytest.approx(2.5 * plain.evaluate(
+        x, y, verbose=0)[0], rel=1e-6)  # plain also reports its metric
+    weighted.save(tmp_path / "m.safetensors")
+    assert lw.load_model(tmp_path / "m.safetensors").loss_weight == 2.5
+    with pytest.raises(ValueError, match="`loss_weights` must be a positive number"):
+        weighted.compile(optimizer="sgd", loss="mse", loss_weights=0)
+    with pytest.raises(ValueError, match="one number for a model with one output"):
+        weighted.compile(optimizer="sgd", loss="mse", loss_weights=[1, 2])
+
+
+def test_a_random_state_gives_the_epoch_orders(rng):
+    x, y = rng.normal(size=(20, 3)), rng.normal(size=(20, 1))
+    runs = []
+    for _ in range(2):
+        model = _model()
+        model.build(3)
+        model.set_weights([np.full_like(w, 0.1) for w in model.get_weights()])
+        model.fit(x, y, batch_size=4, epochs=3, verbose=0, seed=np.random.RandomState(5))
+        runs.append(model.get_weights())
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)

@@ -228,3 +228,24 @@ def test_rmsprop_seed_form_follows_the_seeds_recurrence(rng):
     assert np.abs(param - step) == pytest.approx(np.full(4, lr / np.sqrt(0.1)), rel=1e-5)
     with pytest.raises(ValueError, match="'zeros' or 'first_gradient'"):
         optimizers.RMSprop(initial_accumulator="ones")
+
+
+def test_adam_keras_epsilon_adds_epsilon_before_the_bias_correction(any_blas):
+    """epsilon_style="keras": θ -= η√(1-β₂ᵗ)/(1-β₁ᵗ) · m/(√v + ε), as Keras and scikit-learn."""
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=300_000 if any_blas == "mkl" else 50)  # MKL's path needs length
+    grads = [rng.normal(scale=1e-6, size=theta.shape) for _ in range(3)]
+    opt = optimizers.Adam(0.01, epsilon=1e-4, epsilon_style="keras")
+    param, grad = theta.copy(), np.zeros_like(theta)
+    m = v = np.zeros_like(theta)
+    expected = theta.copy()
+    for t, g in enumerate(grads, start=1):
+        grad[...] = g
+        opt.apply([param], [grad])
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        expected -= 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-4)
+    np.testing.assert_allclose(param, expected, rtol=1e-9, atol=1e-12)
+    assert type(opt).from_config(opt.get_config()).epsilon_style == "keras"
+    with pytest.raises(ValueError, match="`epsilon_style` must be 'pytorch' or 'keras'"):
+        optimizers.Adam(epsilon_style="tf")

@@ -138,3 +138,35 @@ def test_a_generator_that_ends_stops_training(rng):
     with pytest.warns(UserWarning, match="ran out of data"):
         history = model.fit(batches, epochs=5, verbose=0)
     assert len(history.history["loss"]) == 1 and model.optimizer.iterations == 4
+
+
+def test_sparse_matrix_is_densified_one_batch_at_a_time(rng, monkeypatch):
+    """CSR and CSC input trains as the dense array does; only batches are ever dense."""
+    sp = pytest.importorskip("scipy.sparse")
+    x = rng.normal(size=(90, 6))
+    x[rng.random(x.shape) < 0.7] = 0.0
+    y = rng.integers(0, 3, size=90)
+    widest = []
+    real = lw.models.as_feature_array
+
+    def spy(array, *args, **kwargs):
+        if sp.issparse(array):
+            widest.append(array.shape[0])
+        return real(array, *args, **kwargs)
+
+    monkeypatch.setattr(lw.models, "as_feature_array", spy)
+    results, start = [], None
+    for matrix in (x, sp.csr_matrix(x), sp.csc_matrix(x)):
+        model = _model()
+        if start is None:
+            start = model.get_weights()
+        model.set_weights(start)
+        model.fit(matrix, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        results.append((model.get_weights(), model.predict(matrix),
+                        model.evaluate(matrix, y, verbose=0)))
+    for weights, predictions, loss in results[1:]:
+        for a, b in zip(weights, results[0][0]):
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+        np.testing.assert_allclose(predictions, results[0][1], rtol=1e-6)
+        assert loss == pytest.approx(results[0][2], rel=1e-6)
+    assert widest and max(widest) <= 32  # batches of fit (16), evaluate and predict (32)

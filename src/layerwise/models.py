@@ -319,6 +319,7 @@ class Sequential:
         """
         if self._begun is not self.loss:
             self._begin("compute_gradients")
+            self._mark_input_gradients()
         y_pred = self.forward(x, training=True)
         weight = self.loss_weight
         if self._fused is not None:
@@ -486,6 +487,9 @@ class Sequential:
     def _prepare_step(self) -> None:
         """Once the model is built: pack the parameters and fix what backward must compute."""
         self._pack()
+        self._mark_input_gradients()
+
+    def _mark_input_gradients(self) -> None:
         below_has_params = False
         for layer in self.layers:  # dL/d(input) is needed only if a layer below learns
             layer.input_gradient = below_has_params
@@ -682,7 +686,7 @@ class Sequential:
         initial_epoch: int = 0,
         steps_per_epoch: int | None = None,
         preprocess: Callable[[Any], Any] | None = None,
-        seed: int | np.random.Generator | None = None,
+        seed: Any = None,
     ) -> History:
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches of ``batch_size``.
 
@@ -708,8 +712,9 @@ class Sequential:
                 ``lambda b: b.astype("float32") / 255`` for uint8 images; implies streaming.
             verbose: 0 silent, 1 progress bar (one line per epoch when not on a terminal),
                 2 one line per epoch.
-            seed: an int or ``numpy.random.Generator`` for the shuffling order; the global
-                generator (``layerwise.utils.set_random_seed``) when None.
+            seed: an int, or a ``numpy.random.Generator`` or ``RandomState`` (anything with
+                ``permutation(n)``, called once per epoch), for the shuffling order; the
+                global generator (``layerwise.utils.set_random_seed``) when None.
 
         Returns a ``History`` whose ``history`` maps ``"loss"`` and each metric to its
         per-epoch values (the mean over the epoch's batches, weighted by batch size).
@@ -727,7 +732,9 @@ class Sequential:
             steps_per_epoch = check_positive_int(steps_per_epoch, "steps_per_epoch")
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"`shuffle` must be True or False. Received: shuffle={shuffle!r}")
-        if seed is not None and not isinstance(seed, np.random.Generator):
+        streamed = seed is not None and not isinstance(seed, (int, np.integer)) and \
+            callable(getattr(seed, "permutation", None))  # a Generator or RandomState
+        if seed is not None and not streamed:
             make_rng(seed)  # validates
         context = distributed.current()
         if context is not None:  # data-parallel: see layerwise.distributed
@@ -764,7 +771,7 @@ class Sequential:
         # initial_epoch continues the same orders; else from the given or global generator
         if not shuffle:
             orders: Callable[[int], np.random.Generator | None] = lambda epoch: None  # noqa: E731
-        elif seed is None or isinstance(seed, np.random.Generator):
+        elif seed is None or streamed:
             stream = global_rng() if seed is None else seed
             orders = lambda epoch: stream  # noqa: E731
         else:
@@ -938,7 +945,7 @@ class Sequential:
         if xp.__name__ != "numpy":
             raise ValueError("layerwise.distributed trains on the NumPy backend; a device "
                              f"backend ({xp.__name__}) with MPI is not supported yet.")
-        if isinstance(seed, np.random.Generator):
+        if seed is not None and not isinstance(seed, (int, np.integer)):
             raise ValueError("Under layerwise.distributed, `seed` must be an int that every "
                              "rank passes (or None: the job's shared seed). Received: a "
                              "numpy Generator")

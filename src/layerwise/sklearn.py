@@ -312,9 +312,10 @@ class _BaseMLP(BaseEstimator):
                 config["learning_rate"] = self._param("learning_rate_init")
             return type(given).from_config(config)
         p = plan.params
-        if plan.solver == "adam":
+        if plan.solver == "adam":  # scikit-learn's Adam adds ε before the bias correction
             return optimizers.Adam(p["learning_rate_init"], beta_1=p["beta_1"],
-                                   beta_2=p["beta_2"], epsilon=p["epsilon"])
+                                   beta_2=p["beta_2"], epsilon=p["epsilon"],
+                                   epsilon_style="keras")
         momentum = float(p["momentum"])
         if momentum >= 1.0:
             raise ValueError("`momentum` must be below 1 for layerwise's SGD (1 never "
@@ -471,13 +472,11 @@ class _BaseMLP(BaseEstimator):
         weights = self._normalized_weights(weights)
         rules = _StoppingRules(self, plan, n, val, incremental)
         self.n_iter_ = 0
-        seed = int(self._random_state.randint(0, 2**31 - 1))  # the epochs' shuffling
         try:
             model.fit(X, Y.astype(model.dtype), batch_size=batch,
                       epochs=1 if incremental else plan.max_iter, verbose=0,
                       callbacks=[rules], shuffle=bool(plan.params["shuffle"]),
-                      sample_weight=weights,
-                      seed=seed)
+                      sample_weight=weights, seed=_EpochOrders(self._random_state, n))
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=3)
         rules.finish()
@@ -685,6 +684,21 @@ class _StoppingRules(callbacks.Callback):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({plan.max_iter}) "
                           "reached and the optimization hasn't converged yet.",
                           ConvergenceWarning, stacklevel=4)
+
+
+class _EpochOrders:
+    """The epochs' sample orders as scikit-learn's MLP draws them from ``random_state``:
+    each epoch permutes the previous epoch's order (``sklearn.utils.shuffle``), so the same
+    ``random_state`` visits the samples in the same batches."""
+
+    def __init__(self, random_state: np.random.RandomState, n: int) -> None:
+        self.random_state, self.order = random_state, np.arange(n)
+
+    def permutation(self, n: int) -> np.ndarray:
+        if n != self.order.shape[0]:  # blocks of streamed (sparse) data: plain draws
+            return self.random_state.permutation(n)
+        self.order = self.order[self.random_state.permutation(n)]
+        return self.order
 
 
 def _row_chunks(X: Any) -> Any:

@@ -22,6 +22,10 @@ class Adam(MomentOptimizer):
 
     The factors 1/(1 - βᵗ) correct the bias of m and v towards their zero start. With
     ``amsgrad=True``, v is replaced by its running maximum, so the step never grows.
+
+    ``epsilon_style="keras"`` adds ε to √v before the bias correction, as Keras, TensorFlow
+    and scikit-learn's MLP do: θ <- θ - η√(1 - β₂ᵗ)/(1 - β₁ᵗ) · m / (√v + ε), which is the
+    rule above with ε/√(1 - β₂ᵗ) in place of ε.
     """
 
     nonnegative_slots = ("v", "v_max")
@@ -34,23 +38,30 @@ class Adam(MomentOptimizer):
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
         amsgrad: bool = False,
+        epsilon_style: str = "pytorch",
         **kwargs: Any,
     ) -> None:
         super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
         self.amsgrad = bool(amsgrad)
+        if epsilon_style not in ("pytorch", "keras"):
+            raise ValueError("`epsilon_style` must be 'pytorch' or 'keras'. Received: "
+                             f"epsilon_style={epsilon_style!r}")
+        self.epsilon_style = epsilon_style
         self.slot_names = ("m", "v", "v_max") if amsgrad else ("m", "v")
 
     def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
         t = self.iterations + 1
         step = lr / (1.0 - self.beta_1**t)
         scale = 1.0 / math.sqrt(1.0 - self.beta_2**t)
+        # ε as added to √v̂ (PyTorch), or to √v (Keras: the same as ε·scale added to √v̂)
+        eps = self.epsilon * scale if self.epsilon_style == "keras" else self.epsilon
         decay = 1.0 - lr * self.weight_decay
         p, g = param.reshape(-1), grad.reshape(-1)
         m, v = slots["m"].reshape(-1), slots["v"].reshape(-1)
         v_max = slots["v_max"].reshape(-1) if self.amsgrad else v
         lib = vector_kernels(p, g, m, v, v_max)
         if lib is not None:
-            self._update_blas(lib, p, g, m, v, v_max, step, scale, decay)
+            self._update_blas(lib, p, g, m, v, v_max, step, scale, decay, eps)
             return
         (work,) = self.scratch(min(p.shape[0], CHUNK), p.dtype)
         for part in chunks(p.shape[0]):
@@ -69,13 +80,13 @@ class Adam(MomentOptimizer):
             # θ <- θ - m / ((√v / √(1 - β₂ᵗ) + ε) / step): the step folded into the divisor
             xp.sqrt(vv, out=w)
             w *= scale / step
-            w += self.epsilon / step
+            w += eps / step
             if decay != 1.0:
                 pp *= decay
             pp -= xp.divide(mm, w, out=w)
 
     def _update_blas(self, lib: blas.MKL, p: Any, g: Any, m: Any, v: Any, v_max: Any,
-                     step: float, scale: float, decay: float) -> None:
+                     step: float, scale: float, decay: float, eps: float) -> None:
         """The same update as six multi-threaded MKL vector calls per chunk."""
         b1, b2 = self.beta_1, self.beta_2
         (work,) = self.scratch(min(p.shape[0], BLAS_CHUNK), p.dtype)
@@ -89,11 +100,14 @@ class Adam(MomentOptimizer):
                 lib.fmax(vv, v[part], vv)
             lib.sqrt(vv, w)
             # w <- m / (√v / √(1 - β₂ᵗ) + ε) · η/(1 - β₁ᵗ), the step folded into the divisor
-            lib.linear_frac(mm, w, 1.0, 0.0, scale / step, self.epsilon / step, w)
+            lib.linear_frac(mm, w, 1.0, 0.0, scale / step, eps / step, w)
             lib.axpby(-1.0, w, decay, pp)  # θ <- (1 - ηλ) θ - w
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "amsgrad": self.amsgrad}
+        config = {**super().get_config(), "amsgrad": self.amsgrad}
+        if self.epsilon_style != "pytorch":
+            config["epsilon_style"] = self.epsilon_style
+        return config
 
 
 @OPTIMIZERS.register("adamw")
