@@ -249,3 +249,49 @@ def test_environment_variable_is_read_at_import():
     assert result.returncode != 0
     assert "LAYERWISE_BLAS must be one of ['auto', 'mkl', 'numpy']. Received: " \
            "LAYERWISE_BLAS='fast'" in result.stderr
+
+
+@needs_mkl
+@pytest.mark.parametrize(("mkl_s", "numpy_s", "chosen"), [(1e-4, 2e-4, "mkl"),
+                                                          (3e-4, 1e-4, "numpy")])
+def test_auto_keeps_the_library_measured_faster(monkeypatch, mkl_s, numpy_s, chosen):
+    """Forced timings: whichever library times faster on the model's heaviest product is
+    kept for the process; MKL's presence alone decides nothing."""
+    timings = {True: mkl_s, False: numpy_s}  # keyed by "is this MKL's run"
+    monkeypatch.setattr(blas, "_time_gemm", lambda run, repeats=3: timings[
+        "gemm" in run.__code__.co_names and "matmul" not in run.__code__.co_names])
+    previous = blas._choice
+    try:
+        assert blas.set_blas("auto") == "numpy" and blas.pending()
+        model = Sequential([Dense(256, activation="relu", input_dim=300), Dense(10)])
+        model.compile(optimizer="adam", loss="mse")
+        x = np.random.default_rng(0).normal(size=(64, 300)).astype("float32")
+        model.fit(x, np.zeros((64, 10), "float32"), batch_size=32, epochs=1, verbose=0)
+        assert blas.blas_name() == chosen and not blas.pending()
+        measured = blas.decision()
+        assert measured["shape"] == (32, 300, 256) and measured["chosen"] == chosen
+        assert (measured["mkl_s"], measured["numpy_s"]) == (mkl_s, numpy_s)
+        model.fit(x, np.zeros((64, 10), "float32"), epochs=1, verbose=0)  # no new measure
+        assert blas.set_blas("mkl") == "mkl" and blas.decision() is None  # forced: as said
+        assert blas.set_blas("numpy") == "numpy"
+    finally:
+        blas.set_blas(previous)
+
+
+@needs_mkl
+def test_auto_measures_at_the_first_large_product_outside_a_model(monkeypatch):
+    calls = []  # NumPy timed slower: MKL is kept
+    monkeypatch.setattr(blas, "_time_gemm", lambda run, repeats=3: calls.append(run) or (
+        2.0 if "matmul" in run.__code__.co_names else 1.0))
+    previous = blas._choice
+    try:
+        blas.set_blas("auto")
+        a, b = np.ones((8, 8), "float32"), np.ones((8, 8), "float32")
+        blas.matmul(a, b, np.empty((8, 8), "float32"))  # too small to be worth a measure
+        assert blas.pending() and not calls
+        a, b = np.ones((256, 128), "float32"), np.ones((128, 64), "float32")
+        out = blas.matmul(a, b, np.empty((256, 64), "float32"))
+        np.testing.assert_array_equal(out, a @ b)
+        assert len(calls) == 6 and blas.blas_name() == "mkl"  # 3 rounds of both
+    finally:
+        blas.set_blas(previous)

@@ -12,8 +12,11 @@ GEMM is 1.35x faster than the OpenBLAS NumPy ships, and the fused optimizer upda
 time of NumPy's (see ``docs/benchmarks.md``).
 
 Choose with ``set_blas("mkl" | "numpy" | "auto")`` or the environment variable
-``LAYERWISE_BLAS`` (read at import; ``"auto"``, the default, uses MKL when it and threadpoolctl
-are installed and the array backend is NumPy). While MKL is active, NumPy's OpenBLAS runs on
+``LAYERWISE_BLAS`` (read at import). ``"auto"``, the default, decides by measurement: when MKL
+and threadpoolctl are installed and the array backend is NumPy, the first model loop (or the
+first large matrix multiply) times the model's heaviest product in both libraries, a few
+milliseconds, and keeps the faster for the rest of the process (``decision()`` says what was
+measured). MKL's GEMM is ahead on Intel processors and can be far behind on AMD ones. While MKL is active, NumPy's OpenBLAS runs on
 one thread inside the model's loops (``one_thread_pool``, through threadpoolctl, part of the
 ``mkl`` extra) so that two thread pools do not spin against each other on the same cores.
 
@@ -31,6 +34,7 @@ import os
 import site
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,7 +43,8 @@ import numpy as np
 from .backend import backend_name, xp
 
 __all__ = ["MIN_BIAS_SIZE", "MIN_GEMM_WORK", "MIN_VECTOR_LENGTH", "MKL", "active", "add_bias",
-           "blas_name", "matmul", "one_thread_pool", "set_blas"]
+           "blas_name", "decide", "decision", "matmul", "one_thread_pool", "pending",
+           "set_blas"]
 
 #: multiply-adds (m·n·k) from which a GEMM goes to MKL: below about a million, MKL's thread
 #: start-up costs more than it saves (measured: 64x64x128 takes 14 µs in MKL, 8 µs in NumPy;
@@ -242,17 +247,77 @@ def _load_mkl() -> MKL | None:
     return _mkl_cache[0]
 
 
+#: MKL loaded under "auto", waiting for the measurement that decides between it and NumPy
+_candidate: MKL | None = None
+#: what "auto" measured: {"shape", "dtype", "mkl_s", "numpy_s", "chosen"}, or None
+_decision: dict[str, Any] | None = None
+
+
+def _time_gemm(run: Any, repeats: int = 3) -> float:
+    """The fastest of ``repeats`` calls of ``run()`` after one warm-up call, in seconds."""
+    run()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def decide(m: int, k: int, n: int, dtype: Any = np.float32) -> str:
+    """Under ``"auto"``, with MKL installed and not yet measured: time ``(m, k) @ (k, n)`` in
+    MKL and in NumPy (on arrays made here, never the caller's) and keep the faster for the
+    process. Returns the library in use, ``"mkl"`` or ``"numpy"``; without a pending choice
+    it only returns that."""
+    global active, _candidate, _decision
+    lib = _candidate
+    if lib is None or m * k * n < MIN_GEMM_WORK:
+        return blas_name()
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    out = np.empty((m, n), dtype)
+    if a.dtype.char not in _NAMES:  # a dtype MKL does not take: nothing to decide on
+        return blas_name()
+    # rounds in alternating order, the best of each kept: each library's threads keep
+    # spinning for a while after its calls and slow the other's first calls down
+    runs = {"numpy": lambda: np.matmul(a, b, out=out), "mkl": lambda: lib.gemm(a, b, out)}
+    best = {"numpy": float("inf"), "mkl": float("inf")}
+    for round_ in range(3):
+        for name in ("numpy", "mkl") if round_ % 2 == 0 else ("mkl", "numpy"):
+            best[name] = min(best[name], _time_gemm(runs[name]))
+    mkl_s, numpy_s = best["mkl"], best["numpy"]
+    active = lib if mkl_s < numpy_s else None
+    _candidate = None
+    _decision = {"shape": (m, k, n), "dtype": dtype.name, "mkl_s": mkl_s,
+                 "numpy_s": numpy_s, "chosen": blas_name()}
+    return blas_name()
+
+
+def pending() -> bool:
+    """Whether ``"auto"`` still has to measure (MKL installed, no decision yet)."""
+    return _candidate is not None
+
+
+def decision() -> dict[str, Any] | None:
+    """What ``"auto"`` measured and chose (None before a measurement, or when the library
+    was forced or MKL is not installed)."""
+    return None if _decision is None else dict(_decision)
+
+
 def set_blas(name: str = "auto") -> str:
     """Choose the library behind matrix multiplies and fused optimizer updates.
 
     Args:
         name: ``"mkl"`` (error if MKL is not installed), ``"numpy"`` (NumPy's own BLAS),
-            or ``"auto"`` (MKL when it and threadpoolctl are installed and the array backend
-            is NumPy).
+            or ``"auto"`` (NumPy until ``decide`` has timed both, then the faster; NumPy
+            when MKL or threadpoolctl is missing or the array backend is not NumPy).
 
-    Returns the name now in use, ``"mkl"`` or ``"numpy"``.
+    Returns the name now in use, ``"mkl"`` or ``"numpy"`` (under ``"auto"``, ``"numpy"``
+    until the measurement).
     """
-    global active, _choice
+    global active, _choice, _candidate, _decision
     if name not in _CHOICES:
         raise ValueError(f"`name` must be one of {list(_CHOICES)}. Received: name={name!r}")
     if name == "mkl" and backend_name() != "numpy":
@@ -266,7 +331,11 @@ def set_blas(name: str = "auto") -> str:
             raise ImportError("MKL could not be loaded (" + "; ".join(_load_error) + "). "
                               "Install it with: pip install 'layerwise[mkl]'")
     _choice = name
-    active = lib
+    _decision = None
+    if name == "auto":  # measured at first use (decide), kept for the process
+        active, _candidate = None, lib
+    else:
+        active, _candidate = lib, None
     return blas_name()
 
 
@@ -327,6 +396,8 @@ def _openblas_controller() -> Any | None:
 def matmul(a: Any, b: Any, out: Any) -> Any:
     """``out = a @ b`` for 2-D arrays, by MKL when active and the product is large enough,
     else by ``xp.matmul``. Returns ``out``."""
+    if _candidate is not None and a.ndim == 2 and b.ndim == 2:  # "auto", not yet measured
+        decide(a.shape[0], a.shape[1], b.shape[1], out.dtype)
     lib = active
     if lib is not None and a.ndim == 2 and b.ndim == 2 and \
             a.shape[0] * a.shape[1] * b.shape[1] >= MIN_GEMM_WORK and lib.gemm(a, b, out):
@@ -346,11 +417,13 @@ def add_bias(z: Any, bias: Any) -> Any:
 
 def _on_backend_change() -> None:
     """Called by ``backend.set_backend``: MKL only serves NumPy arrays."""
-    global active
-    if backend_name() == "numpy":
+    global active, _candidate
+    if backend_name() != "numpy":
+        active = _candidate = None
+    elif _decision is None:
         set_blas(_choice)
-    else:
-        active = None
+    else:  # a decision measured before stays
+        active = _load_mkl() if _decision["chosen"] == "mkl" else None
 
 
 def _from_environment() -> None:

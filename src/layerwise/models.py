@@ -551,9 +551,13 @@ class Sequential:
         self.__dict__.setdefault("_layer_names", {layer.name for layer in self.layers})
 
     @contextlib.contextmanager
-    def _reusing_buffers(self) -> Iterator[None]:
+    def _reusing_buffers(self, batch: int | None = None) -> Iterator[None]:
         """Inside the model's own loops, layers reuse their per-batch arrays (and with MKL,
-        NumPy's BLAS keeps to one thread: see ``blas.one_thread_pool``)."""
+        NumPy's BLAS keeps to one thread: see ``blas.one_thread_pool``). Under
+        ``set_blas("auto")`` the first loop first measures MKL against NumPy on this model's
+        heaviest product for ``batch`` rows (``blas.decide``)."""
+        if blas.pending():
+            self._decide_blas(batch or 128)
         self._buffer_depth += 1
         for layer in self.layers:
             layer.reuse_buffers = True
@@ -566,6 +570,13 @@ class Sequential:
                 for layer in self.layers:
                     layer.reuse_buffers = False
                     layer.release_buffers()
+
+    def _decide_blas(self, batch: int) -> None:
+        kernels = [layer.params["kernel"] for layer in self.layers
+                   if getattr(layer.params.get("kernel"), "ndim", 0) == 2]
+        if kernels:
+            k, n = max((w.shape for w in kernels), key=lambda shape: shape[0] * shape[1])
+            blas.decide(batch, k, n, kernels[0].dtype)
 
     @contextlib.contextmanager
     def _inference_layers(self) -> Iterator[list[Layer]]:
@@ -778,7 +789,7 @@ class Sequential:
             orders = lambda epoch: np.random.default_rng([int(seed), epoch])  # noqa: E731
         # a diverging run is reported once, by NonFiniteLossError, not by NumPy warnings
         with self._lock, np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                self._reusing_buffers(), InterruptGuard() as guard, \
+                self._reusing_buffers(batch_size), InterruptGuard() as guard, \
                 threads.governor() as governor:
             self._guard, self._governor, self._strategy = guard, governor, context
             try:
