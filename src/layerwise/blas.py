@@ -17,8 +17,9 @@ and threadpoolctl are installed and the array backend is NumPy, the first model 
 first large matrix multiply) times the model's heaviest product in both libraries, a few
 milliseconds, and keeps the faster for the rest of the process (``decision()`` says what was
 measured). MKL's GEMM is ahead on Intel processors and can be far behind on AMD ones.
-While MKL is active, NumPy's OpenBLAS runs on one thread inside the model's loops (``one_thread_pool``, through threadpoolctl, part of the
-``mkl`` extra) so that two thread pools do not spin against each other on the same cores.
+While MKL is active, NumPy's OpenBLAS runs on one thread inside the model's loops
+(``one_thread_pool``, through threadpoolctl, part of the ``mkl`` extra) so that two thread
+pools do not spin against each other on the same cores.
 
 Small multiplies stay with NumPy: below ``MIN_GEMM_WORK`` multiply-adds MKL's thread start-up
 costs more than it saves.
