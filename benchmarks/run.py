@@ -8,9 +8,15 @@ training step needs (per layer X@W, Xᵀ@dY, dY@Wᵀ) measured with NumPy on the
 with MKL, as layerwise calls it, when the ``mkl`` extra is installed). Inference is ``predict``
 in batches of 1024 returning the class probabilities as one NumPy array, in every framework.
 
-Each framework and configuration runs in a fresh process, so that no framework's thread pool
-is left spinning while another is timed. With MKL installed, layerwise runs twice: as installed
-(MKL) and with ``LAYERWISE_BLAS=numpy`` ("layerwise (NumPy BLAS)").
+Each framework and configuration runs in ``--runs`` fresh processes (so that no framework's
+thread pool is left spinning while another is timed); the median is reported with its spread.
+Every peer is written as its users write it: JAX with one jitted call per step and the loss
+summed on the device (read once per epoch), and with the whole epoch in one ``lax.scan``;
+PyTorch eager with its default and its fused optimizer, the loss read once per epoch; Keras 3's
+``fit`` on the JAX backend; scikit-learn's MLPClassifier (``partial_fit``: one epoch). JAX and
+PyTorch visit the samples in the same orders. With MKL installed, layerwise runs three times:
+as installed (``auto``: it measures both BLAS and keeps the faster), and with each forced.
+The report names the CPU model and vendor.
 
     python benchmarks/run.py                      # all configurations, all installed peers
     python benchmarks/run.py --configs C --frameworks layerwise,jax
@@ -113,7 +119,8 @@ def run_layerwise(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
     return epoch, lambda data: model.predict(data, batch_size=1024)
 
 
-def run_torch(config: Config, x: np.ndarray, y: np.ndarray, compiled: bool = False) -> Runner:
+def run_torch(config: Config, x: np.ndarray, y: np.ndarray, compiled: bool = False,
+              fused: bool = False) -> Runner:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -125,25 +132,31 @@ def run_torch(config: Config, x: np.ndarray, y: np.ndarray, compiled: bool = Fal
     modules.append(torch.nn.Linear(config.sizes[-2], config.sizes[-1]))
     net = torch.nn.Sequential(*modules)
     if config.optimizer == "adam":
-        opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+        opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate,
+                               **({"fused": True} if fused else {}))
     else:
         opt = torch.optim.SGD(net.parameters(), lr=config.learning_rate,
-                              momentum=0.9 if config.optimizer == "momentum" else 0.0)
+                              momentum=0.9 if config.optimizer == "momentum" else 0.0,
+                              **({"fused": True} if fused else {}))
     loss_fn = (torch.nn.BCEWithLogitsLoss() if config.binary else torch.nn.CrossEntropyLoss())
     forward = torch.compile(net) if compiled else net
     xt = torch.from_numpy(x)
     yt = torch.from_numpy(y[:, None] if config.binary else y)
     n, bs = len(x), config.batch_size
 
+    orders = np.random.default_rng(0)
+
     def epoch() -> None:
-        order = torch.randperm(n)
+        order = torch.from_numpy(orders.permutation(n))  # the same orders as JAX's
+        total = torch.zeros(())
         for start in range(0, n, bs):
             idx = order[start:start + bs]
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(forward(xt[idx]), yt[idx])
             loss.backward()
             opt.step()
-            loss.item()  # the loss is reported every step, as every framework here does
+            total += loss.detach() * len(idx)
+        float(total) / n  # the epoch's mean loss, read once, as a PyTorch user logs it
 
     def predict(data: np.ndarray) -> Any:  # probabilities in one array, as predict() gives
         with torch.inference_mode():
@@ -155,7 +168,7 @@ def run_torch(config: Config, x: np.ndarray, y: np.ndarray, compiled: bool = Fal
     return epoch, predict
 
 
-def run_jax(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
+def run_jax(config: Config, x: np.ndarray, y: np.ndarray, scan: bool = False) -> Runner:
     import jax
     import jax.numpy as jnp
 
@@ -205,15 +218,35 @@ def run_jax(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
             state = jax.tree_util.tree_map(lambda v, g: momentum * v - lr * g, state, grads)
             return jax.tree_util.tree_map(lambda p, v: p + v, params, state), state
 
-    @jax.jit
-    def step(params: Any, state: Any, xs: Any, ys: Any, idx: Any) -> Any:
+    def one_step(params: Any, state: Any, xs: Any, ys: Any, idx: Any) -> Any:
         loss, grads = jax.value_and_grad(loss_fn)(params, xs[idx], ys[idx])
         params, state = update(params, grads, state)
         return params, state, loss
 
+    step = jax.jit(one_step)
+
+    @jax.jit
+    def sliced_step(params: Any, state: Any, total: Any, xs: Any, ys: Any, order: Any,
+                    start: Any) -> Any:
+        """One full batch: its indices sliced on the device, the loss summed there."""
+        idx = jax.lax.dynamic_slice(order, (start,), (config.batch_size,))
+        params, state, loss = one_step(params, state, xs, ys, idx)
+        return params, state, total + loss * config.batch_size
+
+    @jax.jit
+    def scan_epoch(params: Any, state: Any, xs: Any, ys: Any, batches: Any) -> Any:
+        def body(carry: Any, idx: Any) -> Any:
+            p, s, total = carry
+            p, s, loss = one_step(p, s, xs, ys, idx)
+            return (p, s, total + loss * idx.shape[0]), None
+
+        (params, state, total), _ = jax.lax.scan(body, (params, state, jnp.zeros(())),
+                                                 batches)
+        return params, state, total
+
     xs, ys = jnp.asarray(x), jnp.asarray(y)
     n, bs = len(x), config.batch_size
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(0)  # the same orders as PyTorch's
     holder = {"params": params, "state": state}
     probs = jax.nn.sigmoid if config.binary else jax.nn.softmax
     predict_jit = jax.jit(lambda params, xb: probs(logits(params, xb)))
@@ -221,9 +254,17 @@ def run_jax(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
     def epoch() -> None:
         order = rng.permutation(n)
         p, s = holder["params"], holder["state"]
-        for start in range(0, n, bs):
-            p, s, loss = step(p, s, xs, ys, order[start:start + bs])
-            float(loss)  # the loss is reported every step
+        full = n // bs * bs
+        if scan:  # the epoch's full batches in one compiled call (lax.scan over the steps)
+            p, s, total = scan_epoch(p, s, xs, ys, order[:full].reshape(-1, bs))
+        else:  # one compiled call per step; the order goes to the device once per epoch
+            total, device_order = jnp.zeros(()), jnp.asarray(order)
+            for start in range(0, full, bs):
+                p, s, total = sliced_step(p, s, total, xs, ys, device_order, start)
+        if full < n:  # the last partial batch
+            p, s, loss = step(p, s, xs, ys, order[full:])
+            total = total + loss * (n - full)
+        float(total) / n  # the epoch's mean loss: one read per epoch, as a JAX user logs it
         holder["params"], holder["state"] = p, s
 
     def predict(data: np.ndarray) -> Any:
@@ -259,27 +300,58 @@ def run_sklearn(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
     return epoch, predict
 
 
+def run_keras(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
+    """Keras 3's own ``fit`` on the JAX backend (KERAS_BACKEND=jax is set for its child)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((config.sizes[0],))])
+    for units in config.sizes[1:-1]:
+        model.add(keras.layers.Dense(units, activation=config.activation))
+    model.add(keras.layers.Dense(config.sizes[-1],
+                                 activation="sigmoid" if config.binary else "softmax"))
+    optimizer = (keras.optimizers.Adam(config.learning_rate) if config.optimizer == "adam"
+                 else keras.optimizers.SGD(config.learning_rate, momentum=0.9
+                                           if config.optimizer == "momentum" else 0.0))
+    model.compile(optimizer=optimizer, loss="binary_crossentropy" if config.binary
+                  else "sparse_categorical_crossentropy")
+
+    def epoch() -> None:
+        model.fit(x, y, batch_size=config.batch_size, epochs=1, verbose=0, shuffle=True)
+
+    return epoch, lambda data: model.predict(data, batch_size=1024, verbose=0)
+
+
 FRAMEWORKS: dict[str, tuple[str, Callable[..., Runner]]] = {
     "layerwise": ("layerwise", run_layerwise),
     "layerwise_numpy": ("layerwise", run_layerwise),
     "torch": ("torch", run_torch),
+    "torch_fused": ("torch", lambda c, x, y: run_torch(c, x, y, fused=True)),
     "torch_compile": ("torch", lambda c, x, y: run_torch(c, x, y, compiled=True)),
     "jax": ("jax", run_jax),
+    "jax_scan": ("jax", lambda c, x, y: run_jax(c, x, y, scan=True)),
+    "keras_jax": ("keras", run_keras),
     "sklearn": ("sklearn", run_sklearn),
 }
 LABELS = {"layerwise": "layerwise", "layerwise_numpy": "layerwise (NumPy BLAS)",
-          "torch": "PyTorch eager", "torch_compile": "torch.compile", "jax": "JAX jit",
-          "sklearn": "scikit-learn"}
-#: environment of each framework's child process: layerwise_numpy is layerwise with MKL off
-ENVIRONMENT = {"layerwise_numpy": {"LAYERWISE_BLAS": "numpy"}}
+          "layerwise_mkl": "layerwise (MKL)", "torch": "PyTorch eager",
+          "torch_fused": "PyTorch eager, fused optimizer", "torch_compile": "torch.compile",
+          "jax": "JAX jit (one call per step)", "jax_scan": "JAX jit + lax.scan epoch",
+          "keras_jax": "Keras 3 fit (JAX)", "sklearn": "scikit-learn"}
+FRAMEWORKS["layerwise_mkl"] = ("layerwise", run_layerwise)
+#: environment of each framework's child process: layerwise as installed ("auto" measures),
+#: and with each BLAS forced; Keras on its JAX backend
+ENVIRONMENT = {"layerwise_numpy": {"LAYERWISE_BLAS": "numpy"},
+               "layerwise_mkl": {"LAYERWISE_BLAS": "mkl"},
+               "keras_jax": {"KERAS_BACKEND": "jax"}}
 
 
 def has_mkl() -> bool:
     """Whether layerwise would use MKL (asked in a child, so that this process's BLAS stays
     NumPy's own while it measures the GEMM bound)."""
-    code = "import layerwise.blas as b; print(b.blas_name())"
+    code = "import layerwise.blas as b; print(b.pending() or b.blas_name() == 'mkl')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    return result.stdout.strip() == "mkl"
+    return result.stdout.strip() == "True"
 
 
 def installed(module: str) -> bool:
@@ -375,6 +447,10 @@ def throughput_child(framework: str, config_name: str, repeats: int) -> None:
     if config.name in ("B", "C", "D"):
         xi = make_data(config, samples=8192, seed=1)[0]
         result["infer"] = time_inference(runner, xi, repeats)
+    if framework.startswith("layerwise"):
+        from layerwise import blas
+
+        result["blas"] = blas.blas_name()  # what "auto" measured and chose, or was forced
     print(json.dumps(result))
 
 
@@ -415,6 +491,12 @@ def machine() -> dict[str, Any]:
     except (OSError, StopIteration):
         info["cpu"] = platform.processor()
     try:
+        with open("/proc/cpuinfo") as handle:
+            info["cpu_vendor"] = next(line.split(":", 1)[1].strip() for line in handle
+                                      if line.startswith("vendor_id"))
+    except (OSError, StopIteration):
+        info["cpu_vendor"] = platform.machine()
+    try:
         from threadpoolctl import threadpool_info
 
         info["blas"] = [{k: pool.get(k) for k in ("internal_api", "version", "architecture",
@@ -422,9 +504,14 @@ def machine() -> dict[str, Any]:
                         for pool in threadpool_info() if pool.get("user_api") == "blas"]
     except ImportError:
         info["blas"] = "threadpoolctl not installed"
-    for module in ("layerwise", "torch", "jax", "sklearn"):
-        if installed(module):
-            info[module] = __import__(module).__version__
+    from importlib.metadata import PackageNotFoundError, version
+
+    for module, package in (("layerwise", "layerwise"), ("torch", "torch"), ("jax", "jax"),
+                            ("keras", "keras"), ("sklearn", "scikit-learn")):
+        try:  # the version without importing (keras picks its backend at import)
+            info[module] = version(package)
+        except PackageNotFoundError:
+            pass
     info["env"] = {k: os.environ[k] for k in OPENBLAS_VARS if k in os.environ} or "unset"
     return info
 
@@ -439,10 +526,12 @@ def fmt(value: float | str | None) -> str:
 
 
 def table(title: str, results: dict[str, dict[str, float | str]], frameworks: list[str],
-          bounds: dict[str, dict[str, float]] | None = None) -> str:
-    """Markdown: throughput per framework, then layerwise's ratio to each peer, to the fastest
-    peer, and to each GEMM bound."""
-    bounds = bounds or {}
+          bounds: dict[str, dict[str, float]] | None = None,
+          spreads: dict[str, dict[str, float]] | None = None) -> str:
+    """Markdown: throughput per framework (± half the range over the fresh-process runs, as a
+    share of the median), then layerwise's ratio to each peer, to the fastest peer, and to
+    each GEMM bound."""
+    bounds, spreads = bounds or {}, spreads or {}
     ours = [f for f in frameworks if f.startswith("layerwise")]
     peers = [f for f in frameworks if f not in ours]
     head = ["config", *(LABELS[f] for f in frameworks), *bounds]
@@ -459,7 +548,9 @@ def table(title: str, results: dict[str, dict[str, float | str]], frameworks: li
     for name, row in results.items():
         measured = [row.get(f) for f in peers if isinstance(row.get(f), float)]
         fastest = max(measured) if measured else None
-        cells = [name, *(fmt(row.get(f)) for f in frameworks),
+        spread = spreads.get(name, {})
+        cells = [name, *(fmt(row.get(f)) + (f" ±{spread[f]:.0%}" if f in spread else "")
+                         for f in frameworks),
                  *(fmt(bound.get(name)) for bound in bounds.values())]
         if "layerwise" in ours:
             cells += [ratio(row.get("layerwise"), row.get(f)) for f in peers]
@@ -484,7 +575,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="gpu: benchmarks/gpu.py (configs B-E on CuPy, PyTorch CUDA, JAX)")
     parser.add_argument("--configs", default="A,B,C,D")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs per process")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="fresh processes per framework and configuration; the median "
+                             "is reported, with the spread")
     parser.add_argument("--sgd", action="store_true",
                         help="also train C and D with plain SGD (for the GEMM-bound target)")
     parser.add_argument("--memory", action="store_true", help="peak memory training C")
@@ -512,8 +606,8 @@ def main(argv: list[str] | None = None) -> int:
 
     mkl = installed("layerwise") and has_mkl()
     wanted = [f for f in args.frameworks.split(",") if f]
-    if not mkl and "layerwise_numpy" in wanted:  # the same as "layerwise" without MKL
-        wanted.remove("layerwise_numpy")
+    if not mkl:  # without MKL, both are "layerwise" itself
+        wanted = [f for f in wanted if f not in ("layerwise_numpy", "layerwise_mkl")]
     available = [f for f in wanted if installed(FRAMEWORKS[f][0])]
     missing = [f for f in wanted if f not in available]
     names = [c for c in args.configs.split(",") if c]
@@ -533,21 +627,40 @@ def main(argv: list[str] | None = None) -> int:
     if mkl:
         bounds["GEMM bound (MKL)"] = run_child(["--mkl-bound-child", "--configs",
                                                 ",".join(names)], "layerwise")
+    spread_train: dict[str, dict[str, float]] = {}
+    spread_infer: dict[str, dict[str, float]] = {}
+    chosen: dict[str, str] = {}
     for config in configs:
         train[config.name], infer[config.name] = {}, {}
+        spread_train[config.name], spread_infer[config.name] = {}, {}
         for framework in available:
-            result = run_child(["--child", framework, "--configs", config.name,
-                                "--repeats", str(args.repeats)], framework)
-            train[config.name][framework] = result.get("train", result.get("error", "?"))
-            if "infer" in result:
-                infer[config.name][framework] = result["infer"]
+            runs = [run_child(["--child", framework, "--configs", config.name,
+                               "--repeats", str(args.repeats)], framework)
+                    for _ in range(args.runs)]
+            for key, into, spread in (("train", train, spread_train),
+                                      ("infer", infer, spread_infer)):
+                values = [r[key] for r in runs if key in r]
+                if values:
+                    median = float(np.median(values))
+                    into[config.name][framework] = median
+                    spread[config.name][framework] = (max(values) - min(values)) / 2 / median
+                elif key == "train":
+                    into[config.name][framework] = runs[0].get("error", "?")
+            if framework == "layerwise" and "blas" in runs[0]:
+                chosen[config.name] = ", ".join(sorted({r["blas"] for r in runs if "blas" in r}))
             print(f"{config.name} {framework}: {fmt(train[config.name][framework])} samples/s",
                   file=sys.stderr, flush=True)
+    report.append(f"Each figure: the median of {args.runs} fresh processes, each the median "
+                  f"of {args.repeats} timed epochs after a warm-up one; ± is half the range "
+                  "over the processes.\n")
+    if chosen:
+        report.append("layerwise as installed (`LAYERWISE_BLAS` unset) measured and chose: "
+                      + "; ".join(f"{k}: {v}" for k, v in chosen.items()) + ".\n")
     report.append(table("Training, samples per second (higher is better)", train, available,
-                        bounds))
+                        bounds, spread_train))
     report.append("")
     report.append(table("Inference (predict, batch 1024), samples per second",
-                        {k: v for k, v in infer.items() if v}, available))
+                        {k: v for k, v in infer.items() if v}, available, None, spread_infer))
     if args.memory:
         report += ["", "### Peak resident memory training C (MB, lower is better)", "",
                    "| framework | peak RSS |", "|---|---|"]
