@@ -969,6 +969,28 @@ class _KerasNames:
     ``early_stopping`` stops it, with no ``ConvergenceWarning``; starting weights, training
     and attributes are the MLP estimators' own."""
 
+    def __init__(self, hidden_layer_sizes: Any = (100,), activation: Any = "relu",
+                 optimizer: Any = "adam", learning_rate: float = 0.001, batch_size: int = 32,
+                 epochs: int = 200, alpha: float = 0.0, dropout: Any = 0.0,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 patience: int = 10, random_state: Any = None, verbose: int = 0,
+                 warm_start: bool = False, device: str | None = None) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.alpha = alpha
+        self.dropout = dropout
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+
     def _params(self) -> dict[str, Any]:
         mine = self.get_params(deep=False)
         return {"hidden_layer_sizes": mine["hidden_layer_sizes"],
@@ -1012,51 +1034,7 @@ class DenseClassifier(_KerasNames, MLPClassifier):
     ``patience`` epochs, ``random_state``, ``verbose``, ``warm_start``, ``device``.
     Attributes as MLPClassifier's."""
 
-    def __init__(self, hidden_layer_sizes: Any = (100,), activation: Any = "relu",
-                 optimizer: Any = "adam", learning_rate: float = 0.001, batch_size: int = 32,
-                 epochs: int = 200, alpha: float = 0.0, dropout: Any = 0.0,
-                 early_stopping: bool = False, validation_fraction: float = 0.1,
-                 patience: int = 10, random_state: Any = None, verbose: int = 0,
-                 warm_start: bool = False, device: str | None = None) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.alpha = alpha
-        self.dropout = dropout
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.device = device
-
 
 class DenseRegressor(_KerasNames, MLPRegressor):
     """:class:`MLPRegressor` (squared error) with Keras's parameter names, as
     :class:`DenseClassifier`."""
-
-    def __init__(self, hidden_layer_sizes: Any = (100,), activation: Any = "relu",
-                 optimizer: Any = "adam", learning_rate: float = 0.001, batch_size: int = 32,
-                 epochs: int = 200, alpha: float = 0.0, dropout: Any = 0.0,
-                 early_stopping: bool = False, validation_fraction: float = 0.1,
-                 patience: int = 10, random_state: Any = None, verbose: int = 0,
-                 warm_start: bool = False, device: str | None = None) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.alpha = alpha
-        self.dropout = dropout
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.device = device
