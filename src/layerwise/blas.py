@@ -397,11 +397,12 @@ def _openblas_controller() -> Any | None:
 def matmul(a: Any, b: Any, out: Any) -> Any:
     """``out = a @ b`` for 2-D arrays, by MKL when active and the product is large enough,
     else by ``xp.matmul``. Returns ``out``."""
-    if _candidate is not None and a.ndim == 2 and b.ndim == 2:  # "auto", not yet measured
+    if a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < MIN_GEMM_WORK:
+        return xp.matmul(a, b, out=out)  # small: NumPy's, whatever the choice
+    if _candidate is not None:  # "auto", not yet measured: this product decides
         decide(a.shape[0], a.shape[1], b.shape[1], out.dtype)
     lib = active
-    if lib is not None and a.ndim == 2 and b.ndim == 2 and \
-            a.shape[0] * a.shape[1] * b.shape[1] >= MIN_GEMM_WORK and lib.gemm(a, b, out):
+    if lib is not None and lib.gemm(a, b, out):
         return out
     return xp.matmul(a, b, out=out)
 
