@@ -114,66 +114,12 @@ class _Plan:
 class _BaseMLP(BaseEstimator):
     """What the classifier and the regressor share: the network, the solvers, the rules."""
 
-    def __init__(
-        self,
-        hidden_layer_sizes: Any = (100,),
-        activation: Any = "relu",
-        *,
-        solver: str = "adam",
-        alpha: float = 0.0001,
-        batch_size: Any = "auto",
-        learning_rate: str = "constant",
-        learning_rate_init: float = 0.001,
-        power_t: float = 0.5,
-        max_iter: int = 200,
-        shuffle: bool = True,
-        random_state: Any = None,
-        tol: float = 1e-4,
-        verbose: Any = False,
-        warm_start: bool = False,
-        momentum: float = 0.9,
-        nesterovs_momentum: bool = True,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        n_iter_no_change: Any = 10,
-        max_fun: int = 15000,
-        dropout: Any = 0.0,
-        optimizer: Any = None,
-        kernel_initializer: Any = None,
-        dtype: Any = None,
-        device: str | None = None,
-    ) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.dropout = dropout
-        self.optimizer = optimizer
-        self.kernel_initializer = kernel_initializer
-        self.dtype = dtype
-        self.device = device
+    def _keep(self, arguments: dict[str, Any]) -> None:
+        """Store a constructor's arguments as attributes of the same names (scikit-learn's
+        contract: ``__init__`` only records them; ``get_params`` reads its signature)."""
+        for name, value in arguments.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
 
     # -- parameters ----------------------------------------------------------------------
     def _hidden_sizes(self) -> tuple[int, ...]:
@@ -323,6 +269,12 @@ class _BaseMLP(BaseEstimator):
         return optimizers.SGD(p["learning_rate_init"], momentum=momentum,
                               nesterov=bool(p["nesterovs_momentum"]) and momentum > 0)
 
+    @property
+    def _optimizer(self) -> optimizers.Optimizer:
+        """The network's optimizer (scikit-learn's name for it; ``learning_rate`` reads the
+        same)."""
+        return self.model_.optimizer
+
     def _dense_layers(self) -> list[Any]:
         return [layer for layer in self.model_.layers if isinstance(layer, layers.Dense)]
 
@@ -351,7 +303,6 @@ class _BaseMLP(BaseEstimator):
             self._random_state = check_random_state(self.random_state)
             dtype = np.dtype(getattr(coefs[0], "dtype", np.float64))
             self._build(plan, sizes, dtype if dtype.kind == "f" else np.float64)
-            self._optimizer = self.model_.optimizer
         for layer, w, b in zip(self._dense_layers(), coefs, intercepts):
             if w is not layer.params["kernel"] or b is not layer.params["bias"]:
                 layer.set_weights([w, b.reshape(-1) if hasattr(b, "reshape") else b])
@@ -401,7 +352,6 @@ class _BaseMLP(BaseEstimator):
         self.out_activation_ = self._out_activation()
         self._build(plan, [n_features, *plan.hidden, self.n_outputs_], dtype)
         self._draw_weights(plan)
-        self._optimizer = self.model_.optimizer
         self._expose()
         self._best_weights = self.model_.get_weights()
         if plan.solver != "lbfgs":
@@ -437,10 +387,9 @@ class _BaseMLP(BaseEstimator):
     def _fit_stochastic(self, plan: _Plan, X: Any, Y: np.ndarray, weights: Any,
                         incremental: bool) -> None:
         model = self.model_
-        if not incremental or getattr(self, "_optimizer", None) is None:
+        if not incremental:  # partial_fit continues the optimizer's state
             model.compile(optimizer=self._new_optimizer(plan), loss=model.loss,
                           loss_weights=model.loss_weight)
-            self._optimizer = model.optimizer
         for name in ("loss_curve_", "best_loss_", "validation_scores_",
                      "best_validation_score_"):
             if not hasattr(self, name):  # coefs_ assigned by hand, then partial_fit
@@ -761,17 +710,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  dropout: Any = 0.0, optimizer: Any = None, kernel_initializer: Any = None,
                  class_weight: Any = None, dtype: Any = None, device: str | None = None
                  ) -> None:
-        super().__init__(
-            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
-            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
-            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
-            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
-            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-            dropout=dropout, optimizer=optimizer, kernel_initializer=kernel_initializer,
-            dtype=dtype, device=device)
-        self.class_weight = class_weight
+        self._keep(locals())
 
     def _out_activation(self) -> str:
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
@@ -909,17 +848,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  epsilon: float = 1e-8, n_iter_no_change: Any = 10, max_fun: int = 15000,
                  dropout: Any = 0.0, optimizer: Any = None, kernel_initializer: Any = None,
                  dtype: Any = None, device: str | None = None) -> None:
-        super().__init__(
-            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
-            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
-            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
-            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
-            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-            dropout=dropout, optimizer=optimizer, kernel_initializer=kernel_initializer,
-            dtype=dtype, device=device)
-        self.loss = loss
+        self._keep(locals())
 
     def _out_activation(self) -> str:
         loss = _choice(self._param("loss"), ("squared_error", "poisson"), "loss")
@@ -975,21 +904,7 @@ class _KerasNames:
                  early_stopping: bool = False, validation_fraction: float = 0.1,
                  patience: int = 10, random_state: Any = None, verbose: int = 0,
                  warm_start: bool = False, device: str | None = None) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.alpha = alpha
-        self.dropout = dropout
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.device = device
+        self._keep(locals())
 
     def _params(self) -> dict[str, Any]:
         mine = self.get_params(deep=False)
