@@ -79,6 +79,13 @@ def is_stream(x: Any) -> bool:
         hasattr(x, "__next__") and hasattr(x, "__iter__"))
 
 
+def is_streamed(x: Any, preprocess: Callable[[Any], Any] | None = None) -> bool:
+    """Whether ``fit``/``evaluate``/``predict`` take ``x`` batch by batch (each batch checked
+    on its own) rather than checking and converting it whole: a memmap, a sparse matrix, a
+    Sequence or iterator, or any data passed through ``preprocess``."""
+    return preprocess is not None or isinstance(x, np.memmap) or is_sparse(x) or is_stream(x)
+
+
 class ArraySource:
     """Prepared in-memory arrays; batches are shuffled and gathered into reused buffers."""
 

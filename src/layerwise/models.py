@@ -45,7 +45,6 @@ from .input_checks import (
     check_features,
     check_lengths,
     is_device_array,
-    is_sparse,
 )
 from .layers import InputLayer, Layer
 from .layers.base import LAYERS, check_positive_int
@@ -605,8 +604,7 @@ class Sequential:
         if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
             raise ValueError(f"`validation_split` must be in [0, 1). Received: "
                              f"validation_split={validation_split!r}")
-        streaming = preprocess is not None or isinstance(x, np.memmap) or data.is_stream(x) \
-            or is_sparse(x)
+        streaming = data.is_streamed(x, preprocess)
         if validation_split and data.is_stream(x):
             raise ValueError("`validation_split` needs array data; with a Sequence or "
                              "generator pass validation_data= instead.")
@@ -1069,8 +1067,7 @@ class Sequential:
         verbose = _verbosity(verbose)
         self._begin("evaluate")
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
-        streaming = preprocess is not None or isinstance(x, np.memmap) or data.is_stream(x) \
-            or is_sparse(x)
+        streaming = data.is_streamed(x, preprocess)
         if not streaming and y is None:
             raise ValueError("`y` is required when `x` is an array.")
         source = self._source(x, y, sample_weight, class_weight, batch_size, preprocess, steps,
@@ -1118,8 +1115,7 @@ class Sequential:
     def _predict(self, x: Any, batch_size: int, steps: int | None,
                  preprocess: Callable[[Any], Any] | None, hooks: CallbackList | None
                  ) -> np.ndarray:
-        streaming = preprocess is not None or isinstance(x, np.memmap) or data.is_stream(x) \
-            or is_sparse(x)
+        streaming = data.is_streamed(x, preprocess)
         if not streaming:
             # checked whole for shape and type, converted batch by batch: a float64 or uint8
             # input is never copied whole into the model's dtype

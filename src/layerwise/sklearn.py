@@ -216,23 +216,24 @@ class _BaseMLP(BaseEstimator):
         for i, units in enumerate(sizes[1:-1]):
             net.append(layers.Dense(units, activation=plan.activations[i], dtype=dtype,
                                     kernel_regularizer=hidden_penalty,
-                                    kernel_initializer=self._initializer(seeds[i]),
+                                    kernel_initializer=self._initializer(plan, seeds[i]),
                                     input_dim=sizes[0] if i == 0 else None))
             if plan.dropout[i]:
                 net.append(layers.Dropout(plan.dropout[i], seed=int(seeds[i]), dtype=dtype))
         activation, loss, weight = self._head()
         net.append(layers.Dense(sizes[-1], activation=activation, dtype=dtype,
                                 kernel_regularizer=out_penalty,
-                                kernel_initializer=self._initializer(seeds[-1]),
+                                kernel_initializer=self._initializer(plan, seeds[-1]),
                                 input_dim=sizes[0] if len(sizes) == 2 else None))
         model = Sequential(net)
         model.compile(optimizer=self._new_optimizer(plan), loss=loss, loss_weights=weight)
         self.model_ = model
 
-    def _initializer(self, seed: Any) -> Any:
-        if self._param("kernel_initializer") is None:
+    def _initializer(self, plan: _Plan, seed: Any) -> Any:
+        given = plan.params["kernel_initializer"]
+        if given is None:
             return "glorot_uniform"  # replaced below by scikit-learn's draws
-        init = initializers.get(self._param("kernel_initializer"))
+        init = initializers.get(given)
         config = init.get_config()
         if "seed" in config and config["seed"] is None:  # reproducible with random_state
             init = type(init).from_config({**config, "seed": int(seed)})
@@ -245,17 +246,17 @@ class _BaseMLP(BaseEstimator):
         for layer in self._dense_layers():
             fan_in, fan_out = layer.params["kernel"].shape
             bound = np.sqrt(plan.init_factor / (fan_in + fan_out))
-            if self._param("kernel_initializer") is None:
+            if plan.params["kernel_initializer"] is None:
                 kernel = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
                 bias = self._random_state.uniform(-bound, bound, fan_out)
                 layer.set_weights([kernel, bias])
 
     def _new_optimizer(self, plan: _Plan) -> optimizers.Optimizer:
         if plan.solver == "optimizer":
-            given = optimizers.get(self._param("optimizer"))
+            given = optimizers.get(plan.params["optimizer"])
             config = given.get_config()  # a copy: ours alone, its state fresh
             if isinstance(self, _KerasNames):
-                config["learning_rate"] = self._param("learning_rate_init")
+                config["learning_rate"] = plan.params["learning_rate_init"]
             return type(given).from_config(config)
         p = plan.params
         if plan.solver == "adam":  # scikit-learn's Adam adds ε before the bias correction
@@ -366,11 +367,11 @@ class _BaseMLP(BaseEstimator):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
 
-    def _normalized_weights(self, weights: Any) -> Any:
+    def _normalized_weights(self, plan: _Plan, weights: Any) -> Any:
         """Sample weights rescaled to mean 1, and the penalty by the same factor: each
         batch's loss is then Σ wℓ/Σw + ½α‖W‖²/Σw as in scikit-learn (exactly for a full
         batch, in expectation for mini-batches)."""
-        alpha = float(self._param("alpha"))
+        alpha = float(plan.params["alpha"])
         if weights is not None:
             mean = float(np.mean(weights))
             if not mean > 0:
@@ -411,14 +412,15 @@ class _BaseMLP(BaseEstimator):
                                  "'validation_fraction' or the size of your dataset.")
             val = (X_val, self._decode(Y_val), val_weights)
         n = X.shape[0]
-        if self._param("batch_size") == "auto":
+        batch_size = plan.params["batch_size"]
+        if batch_size == "auto":
             batch = min(200, n)
         else:
-            if self._param("batch_size") > n:
+            if batch_size > n:
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It "
                               "is going to be clipped", stacklevel=3)
-            batch = int(np.clip(self._param("batch_size"), 1, n))
-        weights = self._normalized_weights(weights)
+            batch = int(np.clip(batch_size, 1, n))
+        weights = self._normalized_weights(plan, weights)
         rules = _StoppingRules(self, plan, n, val, incremental)
         self.n_iter_ = 0
         try:
@@ -436,7 +438,7 @@ class _BaseMLP(BaseEstimator):
         except ImportError as exc:  # pragma: no cover - scikit-learn depends on SciPy
             raise ImportError("solver='lbfgs' needs SciPy: pip install 'layerwise[sklearn]'"
                               ) from exc
-        weights = self._normalized_weights(weights)
+        weights = self._normalized_weights(plan, weights)
         Y = Y.astype(self.model_.dtype)
         iteration = [0]
 
