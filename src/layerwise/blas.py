@@ -275,12 +275,12 @@ def decide(m: int, k: int, n: int, dtype: Any = np.float32) -> str:
     if lib is None or m * k * n < MIN_GEMM_WORK:
         return blas_name()
     dtype = np.dtype(dtype)
+    if dtype.char not in _NAMES:  # a dtype MKL does not take: nothing to decide on
+        return blas_name()
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((k, n)).astype(dtype)
     out = np.empty((m, n), dtype)
-    if a.dtype.char not in _NAMES:  # a dtype MKL does not take: nothing to decide on
-        return blas_name()
     # rounds in alternating order, the best of each kept: each library's threads keep
     # spinning for a while after its calls and slow the other's first calls down
     runs = {"numpy": lambda: np.matmul(a, b, out=out), "mkl": lambda: lib.gemm(a, b, out)}
