@@ -1,5 +1,15 @@
 """Shared fixtures: float64 mode for gradient checks, a fixed global seed per test."""
 
+import os
+import tempfile
+
+# compiled kernels (layerwise.compiled) built by the tests: without LLVM's optimizations,
+# which halves their compile time and changes no result (no fast-math anywhere), and kept
+# apart from the user's cache, which must hold only optimized code
+os.environ.setdefault("NUMBA_OPT", "0")
+os.environ.setdefault("LAYERWISE_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), "layerwise-test-kernels"))
+
 import numpy as np
 import pytest
 

@@ -115,6 +115,7 @@ class CallbackList:
             cb.set_model(model)
             cb.set_params(params)
         self.callbacks = callbacks
+        self.params = params
         #: whether any callback listens to the training batch hooks (fit skips them
         #: otherwise; on a device backend each batch's logs cost a read of the running loss)
         self.wants_batches = self.wants("train")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .activations import row_sums, stable_shift
+from .activations import _sigmoid, row_sums, stable_shift
 from .backend import lazy_scalar, xp
 from .input_checks import cast_finite
 from .registry import Configurable, Registry
@@ -101,18 +101,52 @@ class Loss(Configurable):
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> float:
         return _weighted_mean(self.per_sample(y_true, y_pred), sample_weight)
 
+    #: whether a sample's loss sums its units' losses (cross-entropies over classes) rather
+    #: than averaging them (element-wise losses, as Keras and PyTorch)
+    sums_units = False
+
+    def formulas(self) -> tuple[Any, Any] | None:
+        """The math, written once: ``(loss, gradient)``, two plain functions of
+        ``(y_true, y_pred, *hyper())`` giving each output unit's loss and its derivative
+        with respect to ``y_pred``, shape ``(batch, units)``. The NumPy path reduces them
+        here; ``layerwise.compiled`` compiles the same functions. None for a loss given as
+        Python code (``call``/``call_gradient``)."""
+        return None
+
+    def hyper(self) -> tuple[float, ...]:
+        """The hyper-parameters passed to the ``formulas`` (e.g. Huber's δ)."""
+        return ()
+
+    def targets_for_formulas(self, y_true: Any, units: int) -> Any:
+        """``y_true`` as the formulas take it (class indices become one-hot rows)."""
+        return y_true
+
     def per_sample(self, y_true: Any, y_pred: Any) -> Any:
         """The loss of each sample, shape ``(batch,)``."""
         if type(self).call is not Loss.call:
             return self.call(y_true, y_pred)
-        raise NotImplementedError
+        pair = self.formulas()
+        if pair is None:
+            raise NotImplementedError
+        units = y_pred.shape[-1]
+        each = pair[0](self.targets_for_formulas(y_true, units), y_pred, *self.hyper())
+        return each.sum(axis=-1) if self.sums_units else each.mean(axis=-1)
 
     def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         """dL/d(y_pred) of the (weighted) batch mean, shape ``(batch, units)``."""
         if type(self).call_gradient is not Loss.call_gradient:
             grad = xp.asarray(self.call_gradient(y_true, y_pred), dtype=y_pred.dtype)
             return _scale(grad.reshape(y_pred.shape).copy(), y_pred.shape[0], sample_weight)
-        raise TypeError(_NO_GRADIENT.format(type(self).__name__))
+        pair = self.formulas()
+        if pair is None:
+            raise TypeError(_NO_GRADIENT.format(type(self).__name__))
+        units = y_pred.shape[-1]
+        grad = xp.asarray(pair[1](self.targets_for_formulas(y_true, units), y_pred,
+                                  *self.hyper()), dtype=y_pred.dtype)
+        if grad is y_pred:  # the formula handed back its input: never scale that in place
+            grad = grad.copy()
+        denominator = grad.shape[0] * (1 if self.sums_units else grad.shape[1])
+        return _scale(grad, denominator, sample_weight)
 
     def loss_and_gradient(
         self, y_true: Any, y_pred: Any, sample_weight: Any | None = None
@@ -144,29 +178,166 @@ def _named(name: str, *aliases: str):  # type: ignore[no-untyped-def]
     return decorator
 
 
+# -- the formulas: each unit's loss and its derivative, plain functions of arrays written
+# with ``xp`` and free of ``out=``, so that NumPy runs them and numba compiles them unchanged
+
+
+def _mse(t: Any, p: Any) -> Any:
+    d = p - t
+    return d * d
+
+
+def _mse_grad(t: Any, p: Any) -> Any:
+    return 2.0 * (p - t)
+
+
+def _mae(t: Any, p: Any) -> Any:
+    return xp.abs(p - t)
+
+
+def _mae_grad(t: Any, p: Any) -> Any:
+    return xp.sign(p - t)
+
+
+def _huber(t: Any, p: Any, delta: float) -> Any:
+    a = xp.abs(p - t)
+    quadratic = xp.minimum(a, delta)
+    return 0.5 * quadratic * quadratic + delta * (a - quadratic)
+
+
+def _huber_grad(t: Any, p: Any, delta: float) -> Any:
+    return xp.clip(p - t, -delta, delta)
+
+
+def _bce(t: Any, p: Any) -> Any:
+    p = xp.clip(p, _EPSILON, 1.0 - _EPSILON)
+    return -(t * xp.log(p) + (1.0 - t) * xp.log1p(-p))
+
+
+def _bce_grad(t: Any, p: Any) -> Any:
+    p = xp.clip(p, _EPSILON, 1.0 - _EPSILON)
+    return (p - t) / (p * (1.0 - p))
+
+
+def _bce_logits(t: Any, z: Any) -> Any:
+    return xp.maximum(z, 0.0) - z * t + xp.log1p(xp.exp(-xp.abs(z)))
+
+
+def _bce_logits_grad(t: Any, z: Any) -> Any:
+    return _sigmoid(z) - t
+
+
+def _log_softmax_parts(z: Any) -> tuple[Any, Any]:
+    """(log Σ_j e^(z_j) per row, shape (batch, 1); softmax(z)), stable for any z."""
+    m = stable_shift(z)
+    e = xp.exp(z - m)
+    s = row_sums(e)
+    return m + xp.log(s), e / s
+
+
+def _cce(t: Any, p: Any) -> Any:
+    return -(t * xp.log(xp.clip(p, _EPSILON, 1.0)))
+
+
+def _cce_grad(t: Any, p: Any) -> Any:
+    return -t / xp.clip(p, _EPSILON, 1.0)
+
+
+def _cce_logits(t: Any, z: Any) -> Any:
+    lse, _ = _log_softmax_parts(z)
+    return t * (lse - z)
+
+
+def _cce_logits_grad(t: Any, z: Any) -> Any:
+    _, s = _log_softmax_parts(z)
+    return s * row_sums(t) - t
+
+
+def _poisson(t: Any, p: Any) -> Any:
+    return p - t * xp.log(p + _EPSILON)
+
+
+def _poisson_grad(t: Any, p: Any) -> Any:
+    return 1.0 - t / (p + _EPSILON)
+
+
+def _poisson_logits(t: Any, z: Any) -> Any:
+    return xp.exp(z) - t * z
+
+
+def _poisson_logits_grad(t: Any, z: Any) -> Any:
+    return xp.exp(z) - t
+
+
+def _kld(t: Any, p: Any) -> Any:
+    t, q = xp.clip(t, 1e-7, 1.0), xp.clip(p, 1e-7, 1.0)
+    return t * xp.log(t / q)
+
+
+def _kld_grad(t: Any, p: Any) -> Any:
+    inside = (p >= 1e-7) & (p <= 1.0)
+    return xp.where(inside, -xp.clip(t, 1e-7, 1.0) / xp.clip(p, 1e-7, 1.0), 0.0)
+
+
+def _signs(t: Any) -> Any:
+    return xp.where(t > 0, 1.0, -1.0)
+
+
+def _hinge(t: Any, p: Any) -> Any:
+    return xp.maximum(1.0 - _signs(t) * p, 0.0)
+
+
+def _hinge_grad(t: Any, p: Any) -> Any:
+    s = _signs(t)
+    return xp.where(1.0 - s * p > 0, -s, 0.0)
+
+
+def _log_cosh(t: Any, p: Any) -> Any:
+    d = p - t
+    return d + xp.logaddexp(0.0, -2.0 * d) - math.log(2.0)
+
+
+def _log_cosh_grad(t: Any, p: Any) -> Any:
+    return xp.tanh(p - t)
+
+
+def _focal_parts(t: Any, p: Any, alpha: float, balancing: float) -> tuple[Any, Any]:
+    """(p_t, the class weight w), for the focal loss."""
+    q = xp.clip(p, 1e-7, 1.0 - 1e-7)
+    pt = xp.where(t > 0.5, q, 1.0 - q)
+    # w = α or 1 - α with class balancing, else 1
+    weight = 1.0 + balancing * (xp.where(t > 0.5, alpha, 1.0 - alpha) - 1.0)
+    return pt, weight
+
+
+def _focal(t: Any, p: Any, gamma: float, alpha: float, balancing: float) -> Any:
+    pt, weight = _focal_parts(t, p, alpha, balancing)
+    return -weight * (1.0 - pt) ** gamma * xp.log(pt)
+
+
+def _focal_grad(t: Any, p: Any, gamma: float, alpha: float, balancing: float) -> Any:
+    pt, weight = _focal_parts(t, p, alpha, balancing)
+    rest = 1.0 - pt  # >= 1e-7: the clip keeps every power below finite
+    dpt = gamma * rest ** (gamma - 1.0) * xp.log(pt) - rest ** gamma / pt
+    sign = xp.where(t > 0.5, 1.0, -1.0)
+    inside = (p >= 1e-7) & (p <= 1.0 - 1e-7)
+    return xp.where(inside, weight * dpt * sign, 0.0)
+
+
 @_named("mean_squared_error", "mse")
 class MeanSquaredError(Loss):
     """l = mean_k (ŷ_k - y_k)², dl/dŷ = 2(ŷ - y)/units. The regression loss of the seeds."""
 
-    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
-        d = y_pred - y_true
-        return (d * d).mean(axis=-1)
-
-    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
-        g = y_pred - y_true
-        return _scale(g, 0.5 * g.shape[0] * g.shape[1], sample_weight)
+    def formulas(self) -> tuple[Any, Any]:
+        return _mse, _mse_grad
 
 
 @_named("mean_absolute_error", "mae")
 class MeanAbsoluteError(Loss):
     """l = mean_k |ŷ_k - y_k|, dl/dŷ = sign(ŷ - y)/units (0 where ŷ = y)."""
 
-    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
-        return xp.abs(y_pred - y_true).mean(axis=-1)
-
-    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
-        g = xp.sign(y_pred - y_true)
-        return _scale(g, g.shape[0] * g.shape[1], sample_weight)
+    def formulas(self) -> tuple[Any, Any]:
+        return _mae, _mae_grad
 
 
 @_named("huber", "huber_loss")
@@ -179,22 +350,26 @@ class Huber(Loss):
             raise ValueError(f"`delta` must be positive. Received: delta={delta}")
         self.delta = float(delta)
 
-    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
-        a = xp.abs(y_pred - y_true)
-        quadratic = xp.minimum(a, self.delta)
-        return (0.5 * quadratic * quadratic + self.delta * (a - quadratic)).mean(axis=-1)
+    def formulas(self) -> tuple[Any, Any]:
+        return _huber, _huber_grad
 
-    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
-        g = xp.clip(y_pred - y_true, -self.delta, self.delta)
-        return _scale(g, g.shape[0] * g.shape[1], sample_weight)
+    def hyper(self) -> tuple[float, ...]:
+        return (self.delta,)
 
     def get_config(self) -> dict[str, Any]:
         return {"delta": self.delta}
 
 
 class _CrossEntropy(Loss):
+    #: (loss, gradient) from probabilities and from logits
+    _from_probabilities: tuple[Any, Any]
+    _from_logits: tuple[Any, Any]
+
     def __init__(self, from_logits: bool = False) -> None:
         self.from_logits = bool(from_logits)
+
+    def formulas(self) -> tuple[Any, Any]:
+        return self._from_logits if self.from_logits else self._from_probabilities
 
     def with_logits(self) -> Loss:
         fused = copy.copy(self)
@@ -203,12 +378,6 @@ class _CrossEntropy(Loss):
 
     def get_config(self) -> dict[str, Any]:
         return {"from_logits": self.from_logits}
-
-
-def _sigmoid(z: Any) -> Any:
-    e = xp.exp(-xp.abs(z))
-    r = 1.0 / (1.0 + e)
-    return xp.where(z >= 0, r, e * r)
 
 
 @_named("binary_crossentropy", "bce")
@@ -221,21 +390,8 @@ class BinaryCrossentropy(_CrossEntropy):
     """
 
     logits_activation = "sigmoid"
-
-    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
-        if self.from_logits:
-            z = y_pred
-            return (xp.maximum(z, 0.0) - z * y_true + xp.log1p(xp.exp(-xp.abs(z)))).mean(axis=-1)
-        p = xp.clip(y_pred, _EPSILON, 1.0 - _EPSILON)
-        return -(y_true * xp.log(p) + (1.0 - y_true) * xp.log1p(-p)).mean(axis=-1)
-
-    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
-        if self.from_logits:
-            g = _sigmoid(y_pred) - y_true
-        else:
-            p = xp.clip(y_pred, _EPSILON, 1.0 - _EPSILON)
-            g = (p - y_true) / (p * (1.0 - p))
-        return _scale(g, g.shape[0] * g.shape[1], sample_weight)
+    _from_probabilities = (_bce, _bce_grad)
+    _from_logits = (_bce_logits, _bce_logits_grad)
 
     def prepare_targets(self, y: np.ndarray, units: int, dtype: str) -> np.ndarray:
         y = _as_2d_targets(y, units, self.name)
@@ -247,15 +403,6 @@ class BinaryCrossentropy(_CrossEntropy):
         return y.astype(dtype, copy=False)
 
 
-def _log_softmax_parts(z: Any) -> tuple[Any, Any]:
-    """(log Σ_j e^(z_j) per row, shape (batch, 1); softmax(z)), stable for any z."""
-    m = stable_shift(z)
-    e = xp.exp(z - m)
-    s = row_sums(e)
-    e /= s
-    return m + xp.log(s), e
-
-
 @_named("categorical_crossentropy", "cce")
 class CategoricalCrossentropy(_CrossEntropy):
     """Categorical cross-entropy H(y, p) = -Σ_k y_k log p_k with one-hot (or soft) targets.
@@ -265,32 +412,9 @@ class CategoricalCrossentropy(_CrossEntropy):
     """
 
     logits_activation = "softmax"
-
-    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
-        if self.from_logits:
-            lse, _ = _log_softmax_parts(y_pred)
-            return (y_true * (lse - y_pred)).sum(axis=-1)
-        return -(y_true * xp.log(xp.clip(y_pred, _EPSILON, 1.0))).sum(axis=-1)
-
-    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
-        if self.from_logits:
-            _, g = _log_softmax_parts(y_pred)
-            g *= y_true.sum(axis=-1, keepdims=True)
-            g -= y_true
-        else:
-            g = -y_true / xp.clip(y_pred, _EPSILON, 1.0)
-        return _scale(g, g.shape[0], sample_weight)
-
-    def loss_and_gradient(
-        self, y_true: Any, y_pred: Any, sample_weight: Any | None = None
-    ) -> tuple[float, Any]:
-        if not self.from_logits:
-            return super().loss_and_gradient(y_true, y_pred, sample_weight)
-        lse, g = _log_softmax_parts(y_pred)
-        loss = _weighted_mean((y_true * (lse - y_pred)).sum(axis=-1), sample_weight)
-        g *= y_true.sum(axis=-1, keepdims=True)
-        g -= y_true
-        return loss, _scale(g, g.shape[0], sample_weight)
+    sums_units = True
+    _from_probabilities = (_cce, _cce_grad)
+    _from_logits = (_cce_logits, _cce_logits_grad)
 
     def prepare_targets(self, y: np.ndarray, units: int, dtype: str) -> np.ndarray:
         if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1 and units > 1):
@@ -319,41 +443,18 @@ class CategoricalCrossentropy(_CrossEntropy):
 
 
 @_named("sparse_categorical_crossentropy", "scce")
-class SparseCategoricalCrossentropy(_CrossEntropy):
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """Categorical cross-entropy with integer class targets ``(batch,)``:
-    l = -log p_y; from logits l = logsumexp(z) - z_y and dl/dz = softmax(z) - onehot(y)."""
+    l = -log p_y; from logits l = logsumexp(z) - z_y and dl/dz = softmax(z) - onehot(y).
 
-    logits_activation = "softmax"
+    The formulas are categorical cross-entropy's, on one-hot rows made from the indices.
+    """
 
-    @staticmethod
-    def _rows(y_true: Any) -> tuple[Any, Any]:
+    def targets_for_formulas(self, y_true: Any, units: int) -> Any:
         labels = y_true.reshape(-1).astype("int64", copy=False)
-        return xp.arange(labels.shape[0]), labels
-
-    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
-        rows, labels = self._rows(y_true)
-        if self.from_logits:
-            lse, _ = _log_softmax_parts(y_pred)
-            return lse[:, 0] - y_pred[rows, labels]
-        return -xp.log(xp.clip(y_pred[rows, labels], _EPSILON, 1.0))
-
-    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
-        return self.loss_and_gradient(y_true, y_pred, sample_weight)[1]
-
-    def loss_and_gradient(
-        self, y_true: Any, y_pred: Any, sample_weight: Any | None = None
-    ) -> tuple[float, Any]:
-        rows, labels = self._rows(y_true)
-        if self.from_logits:
-            lse, g = _log_softmax_parts(y_pred)
-            loss = _weighted_mean(lse[:, 0] - y_pred[rows, labels], sample_weight)
-            g[rows, labels] -= 1.0
-        else:
-            picked = xp.clip(y_pred[rows, labels], _EPSILON, 1.0)
-            loss = _weighted_mean(-xp.log(picked), sample_weight)
-            g = xp.zeros_like(y_pred)
-            g[rows, labels] = -1.0 / picked
-        return loss, _scale(g, g.shape[0], sample_weight)
+        one_hot = xp.zeros((labels.shape[0], units), dtype="float32")
+        one_hot[xp.arange(labels.shape[0]), labels] = 1.0
+        return one_hot
 
     def prepare_targets(self, y: np.ndarray, units: int, dtype: str) -> np.ndarray:
         if y.ndim == 2 and y.shape[1] == 1:
@@ -388,18 +489,8 @@ class Poisson(_CrossEntropy):
     """
 
     logits_activation = "exponential"
-
-    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
-        if self.from_logits:
-            return (xp.exp(y_pred) - y_true * y_pred).mean(axis=-1)
-        return (y_pred - y_true * xp.log(y_pred + _EPSILON)).mean(axis=-1)
-
-    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
-        if self.from_logits:
-            g = xp.exp(y_pred) - y_true
-        else:
-            g = 1.0 - y_true / (y_pred + _EPSILON)
-        return _scale(g, g.shape[0] * g.shape[1], sample_weight)
+    _from_probabilities = (_poisson, _poisson_grad)
+    _from_logits = (_poisson_logits, _poisson_logits_grad)
 
     def prepare_targets(self, y: np.ndarray, units: int, dtype: str) -> np.ndarray:
         y = _as_2d_targets(y, units, self.name)
@@ -414,15 +505,10 @@ class KLDivergence(Loss):
     """l = Σ_k y_k log(y_k / ŷ_k) (both clipped to [1e-7, 1], as Keras), dl/dŷ_k = -y_k/ŷ_k
     (0 where ŷ was clipped)."""
 
-    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
-        t, p = xp.clip(y_true, 1e-7, 1.0), xp.clip(y_pred, 1e-7, 1.0)
-        return (t * xp.log(t / p)).sum(axis=-1)
+    sums_units = True
 
-    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
-        t = xp.clip(y_true, 1e-7, 1.0)
-        inside = (y_pred >= 1e-7) & (y_pred <= 1.0)
-        g = xp.where(inside, -t / xp.clip(y_pred, 1e-7, 1.0), 0.0).astype(y_pred.dtype)
-        return _scale(g, g.shape[0], sample_weight)
+    def formulas(self) -> tuple[Any, Any]:
+        return _kld, _kld_grad
 
 
 @_named("hinge")
@@ -430,17 +516,8 @@ class Hinge(Loss):
     """l = mean_k max(0, 1 - t_k ŷ_k) with t = y in {-1, 1} (0/1 labels become -1/1),
     dl/dŷ_k = -t_k/units where 1 - t_k ŷ_k > 0."""
 
-    @staticmethod
-    def _signs(y_true: Any) -> Any:
-        return xp.where(y_true > 0, 1.0, -1.0).astype(y_true.dtype)
-
-    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
-        return xp.maximum(1.0 - self._signs(y_true) * y_pred, 0.0).mean(axis=-1)
-
-    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
-        t = self._signs(y_true)
-        g = xp.where(1.0 - t * y_pred > 0, -t, 0.0).astype(y_pred.dtype)
-        return _scale(g, g.shape[0] * g.shape[1], sample_weight)
+    def formulas(self) -> tuple[Any, Any]:
+        return _hinge, _hinge_grad
 
 
 @_named("log_cosh", "logcosh")
@@ -448,13 +525,8 @@ class LogCosh(Loss):
     """l = mean_k log(cosh(ŷ_k - y_k)), computed as d + log(1 + e^(-2d)) - log 2 (stable for
     any d), dl/dŷ_k = tanh(ŷ_k - y_k)/units."""
 
-    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
-        d = y_pred - y_true
-        return (d + xp.logaddexp(0.0, -2.0 * d) - math.log(2.0)).mean(axis=-1)
-
-    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
-        g = xp.tanh(y_pred - y_true)
-        return _scale(g, g.shape[0] * g.shape[1], sample_weight)
+    def formulas(self) -> tuple[Any, Any]:
+        return _log_cosh, _log_cosh_grad
 
 
 @_named("binary_focal_crossentropy")
@@ -471,25 +543,11 @@ class BinaryFocalCrossentropy(Loss):
         self.gamma, self.alpha = float(gamma), float(alpha)
         self.apply_class_balancing = bool(apply_class_balancing)
 
-    def _parts(self, y_true: Any, y_pred: Any) -> tuple[Any, Any]:
-        p = xp.clip(y_pred, 1e-7, 1.0 - 1e-7)
-        pt = xp.where(y_true > 0.5, p, 1.0 - p)
-        weight = xp.where(y_true > 0.5, self.alpha, 1.0 - self.alpha) \
-            if self.apply_class_balancing else 1.0
-        return pt, weight
+    def formulas(self) -> tuple[Any, Any]:
+        return _focal, _focal_grad
 
-    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
-        pt, weight = self._parts(y_true, y_pred)
-        return (-weight * (1.0 - pt) ** self.gamma * xp.log(pt)).mean(axis=-1)
-
-    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
-        pt, weight = self._parts(y_true, y_pred)
-        rest = 1.0 - pt  # >= 1e-7: the clip keeps every power below finite
-        dpt = self.gamma * rest ** (self.gamma - 1.0) * xp.log(pt) - rest ** self.gamma / pt
-        sign = xp.where(y_true > 0.5, 1.0, -1.0)
-        inside = (y_pred >= 1e-7) & (y_pred <= 1.0 - 1e-7)
-        g = xp.where(inside, weight * dpt * sign, 0.0).astype(y_pred.dtype)
-        return _scale(g, g.shape[0] * g.shape[1], sample_weight)
+    def hyper(self) -> tuple[float, ...]:
+        return (self.gamma, self.alpha, float(self.apply_class_balancing))
 
     def get_config(self) -> dict[str, Any]:
         return {"gamma": self.gamma, "alpha": self.alpha,

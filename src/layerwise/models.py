@@ -48,7 +48,7 @@ from .input_checks import (
 )
 from .layers import InputLayer, Layer
 from .layers.base import LAYERS, check_positive_int
-from .optimizers.base import tiling_base
+from .optimizers.base import FLUSH_EVERY, tiling_base
 from .utils import global_rng, make_rng
 
 __all__ = ["Model", "Sequential", "NonFiniteLossError", "NonFiniteWeightsError", "clone_model",
@@ -87,6 +87,8 @@ class Sequential:
         self._begun: losses.Loss | None = None  # the loss _begin last prepared for
         #: ``compile(loss_weights=...)``: the factor on the data loss and its gradient
         self.loss_weight = 1.0
+        #: ``compile(jit_compile=...)``: whether fit may run its steps in the compiled kernel
+        self.jit_compile: bool | str = "auto"
         self._param_list: list[Any] = []  # params/grads as handed to the optimizer
         self._grad_list: list[Any] = []
         self._flat_params: Any = None  # the buffer the parameters tile, when packed
@@ -223,6 +225,7 @@ class Sequential:
         loss: Any = None,
         metrics: list[Any] | None = None,
         loss_weights: Any = None,
+        jit_compile: bool | str = "auto",
     ) -> None:
         """Choose the optimizer, the loss and the metrics reported during training.
 
@@ -233,7 +236,17 @@ class Sequential:
             loss_weights: a positive factor on the data loss and its gradient (the weight
                 penalties are not scaled), as Keras's ``loss_weights`` for a model with one
                 output; a one-element list or dict is accepted too.
+            jit_compile: whether ``fit`` runs its steps in a compiled kernel (numba, the
+                ``fast`` extra; see ``layerwise.compiled``) instead of step by step in
+                Python. ``"auto"``: when numba is installed, every part of the model has a
+                compiled form and the run is long enough to repay compiling (about a
+                second, once per network shape and process). ``True``: whenever possible
+                (a warning says why not otherwise); ``False``: never. Results equal the
+                Python path's to float rounding.
         """
+        if jit_compile not in (True, False, "auto"):
+            raise ValueError("`jit_compile` must be True, False or 'auto'. Received: "
+                             f"jit_compile={jit_compile!r}")
         if loss is None:
             raise ValueError(
                 f"`loss` is required. Valid names are: {', '.join(losses.names())}. "
@@ -248,6 +261,7 @@ class Sequential:
         resolved = self._resolve_metrics(new_loss, metric_ids)
         weight = _loss_weight(loss_weights)
         self.optimizer, self.loss, self.loss_weight = new_optimizer, new_loss, weight
+        self.jit_compile = jit_compile
         self._metric_ids, self.metrics = metric_ids, resolved
 
     def _resolve_metrics(self, loss: losses.Loss | None = None,
@@ -822,6 +836,9 @@ class Sequential:
         governor, strategy = self._governor, self._strategy
         device = xp.__name__ != "numpy"  # losses and metrics then stay on the device
         point = StatePoint()
+        kernel = self._epoch_kernel(train, batch_hooks, epochs - initial_epoch,
+                                    callback_list.params.get("verbose", 0))
+        callback_list.params["jit_compiled"] = kernel is not None  # History.params shows it
         for epoch in range(initial_epoch, epochs):
             if strategy is not None:
                 strategy.seed_noise(epoch)
@@ -831,25 +848,19 @@ class Sequential:
             totals = _Totals(1 + len(self.metrics), device)
             self._reset_metric_states()
             seen = 0
-            for step, batch in enumerate(train.batches(orders(epoch))):
+            if kernel is not None:  # the epoch's steps in the compiled kernel
+                seen, step = self._compiled_epoch(kernel, train, orders(epoch), point, epoch,
+                                                  callback_list, totals)
+            for step, batch in enumerate(() if kernel is not None else
+                                         train.batches(orders(epoch))):
                 xb, yb, wb = _on_device(batch)  # the batch going in: one documented transfer
                 if batch_hooks:
                     callback_list.on_train_batch_begin(step)
                 try:
                     loss, y_pred = self.train_step(xb, yb, wb)
-                except NonFiniteWeightsError as error:
-                    self._roll_back(point, error, epoch, step, callback_list)
-                    break  # stopped quietly by a callback (e.g. TerminateOnNaN)
                 except NonFiniteLossError as error:
-                    if self._check_every > 1 and not self.weights_finite():
-                        # an unchecked update broke the weights, hence this loss
-                        self._roll_back(point, NonFiniteWeightsError(
-                            error.loss, every=self._check_every), epoch, step, callback_list)
-                        break
-                    callback_list.on_train_batch_end(step, {"loss": error.loss, "size": 0})
-                    if self.stop_training:
-                        break
-                    raise NonFiniteLossError(error.loss, epoch, step, self.optimizer) from None
+                    self._step_failed(error, point, epoch, step, callback_list)
+                    break  # stopped quietly by a callback (e.g. TerminateOnNaN)
                 if governor is not None:  # measures the step rate under each thread count
                     governor.step()
                 count = xb.shape[0]
@@ -898,6 +909,89 @@ class Sequential:
                         "a layerwise.data.Sequence, which is read again every epoch.",
                         UserWarning, stacklevel=4)
                 break
+
+    def _step_failed(self, error: NonFiniteLossError, point: StatePoint, epoch: int,
+                     step: int, callback_list: CallbackList) -> None:
+        """After batch ``step`` gave a non-finite loss or weights: roll back or raise with a
+        true message; returns only when a callback stopped training quietly."""
+        if isinstance(error, NonFiniteWeightsError):
+            self._roll_back(point, error, epoch, step, callback_list)
+            return
+        if self._check_every > 1 and not self.weights_finite():
+            # an unchecked update broke the weights, hence this loss
+            self._roll_back(point, NonFiniteWeightsError(
+                error.loss, every=self._check_every), epoch, step, callback_list)
+            return
+        callback_list.on_train_batch_end(step, {"loss": error.loss, "size": 0})
+        if self.stop_training:
+            return
+        raise NonFiniteLossError(error.loss, epoch, step, self.optimizer) from None
+
+    def _epoch_kernel(self, train: Any, batch_hooks: bool, epochs: int, verbose: int) -> Any:
+        """The compiled kernel ``fit`` runs its epochs in, or None (see ``compiled``).
+        Under ``"auto"``, a run too short to repay compiling trains in Python quietly; a
+        longer one that cannot be compiled says why in ``verbose=2``."""
+        mode = getattr(self, "jit_compile", "auto")
+        if mode is False:
+            return None
+        from . import compiled
+
+        steps = train.steps if isinstance(train, data.ArraySource) else 0
+        reason = compiled.reason_not_compiled(self, train, batch_hooks)
+        if mode == "auto" and epochs * steps < compiled.AUTO_MIN_STEPS and (
+                reason is not None or not compiled.EpochKernel.is_compiled(self)):
+            return None
+        if reason is not None:
+            if mode is True:
+                warnings.warn(f"jit_compile=True, but fit trains step by step in Python: "
+                              f"{reason}.", UserWarning, stacklevel=4)
+            elif verbose == 2 and compiled.available() and distributed.is_chief():
+                print(f"Training step by step in Python: {reason}.")
+            return None
+        optimizer = self.optimizer
+        if not optimizer.built:
+            optimizer.build(self._param_list, self._grad_list)
+        flat = optimizer._flat
+        if flat is None or (flat[0] is not self._flat_params and \
+                flat[0].__array_interface__ != self._flat_params.__array_interface__):
+            return None
+        kernel = compiled.EpochKernel(self)
+        kernel.prepare(train)
+        return kernel
+
+    def _compiled_epoch(self, kernel: Any, train: Any, rng: Any, point: StatePoint,
+                        epoch: int, callback_list: CallbackList, totals: _Totals
+                        ) -> tuple[int, int]:
+        """One epoch in the compiled kernel, in stretches ending where the optimizer flushes
+        its tiny state (as ``Optimizer.apply`` does every ``FLUSH_EVERY`` steps). Returns the
+        samples seen and the index of the last batch, as the Python loop leaves them."""
+        n, batch, steps = train.samples, train.batch_size, train.steps
+        order = np.arange(n) if rng is None else rng.permutation(n)
+        optimizer, guard = self.optimizer, self._guard
+        seen = step = 0
+        while step < steps:
+            chunk = min(steps - step, FLUSH_EVERY - optimizer.iterations % FLUSH_EVERY)
+            if guard is not None:  # a Ctrl-C now waits until the stretch is whole
+                guard.critical = True
+            try:
+                done, status, total, last = kernel.run(order, step, chunk, batch)
+                optimizer.iterations += done
+                if done and optimizer.iterations % FLUSH_EVERY == 0:
+                    optimizer.flush_subnormal_state()
+            finally:
+                if guard is not None:
+                    guard.critical = False
+            seen += min(n, (step + done) * batch) - step * batch
+            totals.add(0, total)
+            step += done
+            if status:
+                error = NonFiniteLossError(last) if status == 1 else \
+                    NonFiniteWeightsError(last, every=self._check_every)
+                self._step_failed(error, point, epoch, step - (status == 2), callback_list)
+                return seen, step
+            if guard is not None:
+                guard.deliver()
+        return seen, steps - 1
 
     def _device_check(self, totals: _Totals, point: StatePoint, epoch: int, step: int,
                       callback_list: CallbackList) -> bool:
@@ -1325,6 +1419,7 @@ class Sequential:
             "metrics": [m if isinstance(m, str) else metrics_module.METRICS.serialize(m)
                         for m in self._metric_ids],
             "loss_weights": self.loss_weight,
+            "jit_compile": self.jit_compile,
         }
 
     def save(self, filepath: str) -> None:

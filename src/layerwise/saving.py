@@ -508,7 +508,8 @@ def _restore_compile(model: Any, metadata: dict[str, str], tensors: dict[str, np
                       loss=losses.get(settings["loss"]),
                       metrics=[m if isinstance(m, str) else metrics.METRICS.from_config(m)
                                for m in settings.get("metrics", [])],
-                      loss_weights=settings.get("loss_weights"))
+                      loss_weights=settings.get("loss_weights"),
+                      jit_compile=settings.get("jit_compile", "auto"))
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"{path}: the compile settings in the file are invalid: {exc}") from None
     try:

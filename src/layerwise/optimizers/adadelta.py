@@ -33,14 +33,18 @@ class Adadelta(Optimizer):
         self.rho = float(rho)
         self.epsilon = self.check_epsilon(epsilon)
 
-    def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
-        a, d = slots["accumulated_grad"], slots["accumulated_delta"]
-        a *= self.rho
-        a += (1.0 - self.rho) * grad * grad
-        delta = xp.sqrt(d + self.epsilon) / xp.sqrt(a + self.epsilon) * grad
-        d *= self.rho
-        d += (1.0 - self.rho) * delta * delta
-        param -= lr * delta
+    formula_slots = ("accumulated_grad", "accumulated_delta")
+
+    def hyper(self, lr: Any, t: Any) -> tuple[Any, ...]:
+        return (lr, self.rho, self.epsilon)
+
+    @staticmethod
+    def formula(p: Any, g: Any, a: Any, d: Any, lr: Any, rho: float, eps: float
+                ) -> tuple[Any, Any, Any]:
+        a = rho * a + (1.0 - rho) * (g * g)
+        delta = xp.sqrt(d + eps) / xp.sqrt(a + eps) * g
+        d = rho * d + (1.0 - rho) * (delta * delta)
+        return p - lr * delta, a, d
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}

@@ -6,7 +6,6 @@ from typing import Any
 
 from ..backend import xp
 from .base import Optimizer
-from .chunked import CHUNK, chunks
 from .registry import OPTIMIZERS
 
 
@@ -43,18 +42,15 @@ class Adagrad(Optimizer):
         for acc in self.slots["accumulator"]:
             acc += self.initial_accumulator_value
 
-    def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
-        p, g, acc = param.reshape(-1), grad.reshape(-1), slots["accumulator"].reshape(-1)
-        (work,) = self.scratch(min(p.shape[0], CHUNK), p.dtype)
-        for part in chunks(p.shape[0]):
-            pp, gg, aa = p[part], g[part], acc[part]
-            w = xp.multiply(gg, gg, out=work[: pp.shape[0]])
-            aa += w  # G <- G + g²
-            xp.sqrt(aa, out=w)  # θ <- θ - η g / (√G + ε)
-            w += self.epsilon
-            xp.divide(gg, w, out=w)
-            w *= lr
-            pp -= w
+    formula_slots = ("accumulator",)
+
+    def hyper(self, lr: Any, t: Any) -> tuple[Any, ...]:
+        return (lr, self.epsilon)
+
+    @staticmethod
+    def formula(p: Any, g: Any, acc: Any, lr: Any, eps: float) -> tuple[Any, Any]:
+        acc = acc + g * g  # G <- G + g²
+        return p - lr * g / (xp.sqrt(acc) + eps), acc  # θ <- θ - η g / (√G + ε)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "epsilon": self.epsilon,

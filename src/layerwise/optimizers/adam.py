@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from .. import blas
 from ..backend import xp
 from .base import MomentOptimizer
-from .chunked import BLAS_CHUNK, CHUNK, chunks, vector_kernels
 from .registry import OPTIMIZERS
 
 
@@ -49,59 +46,29 @@ class Adam(MomentOptimizer):
         self.epsilon_style = epsilon_style
         self.slot_names = ("m", "v", "v_max") if amsgrad else ("m", "v")
 
-    def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
-        t = self.iterations + 1
+    formula_slots = ("m", "v", "v_max")
+
+    def hyper(self, lr: Any, t: Any) -> tuple[Any, ...]:
         step = lr / (1.0 - self.beta_1**t)
-        scale = 1.0 / math.sqrt(1.0 - self.beta_2**t)
+        scale = 1.0 / (1.0 - self.beta_2**t) ** 0.5
         # ε as added to √v̂ (PyTorch), or to √v (Keras: the same as ε·scale added to √v̂)
         eps = self.epsilon * scale if self.epsilon_style == "keras" else self.epsilon
-        decay = 1.0 - lr * self.weight_decay
-        p, g = param.reshape(-1), grad.reshape(-1)
-        m, v = slots["m"].reshape(-1), slots["v"].reshape(-1)
-        v_max = slots["v_max"].reshape(-1) if self.amsgrad else v
-        lib = vector_kernels(p, g, m, v, v_max)
-        if lib is not None:
-            self._update_blas(lib, p, g, m, v, v_max, step, scale, decay, eps)
-            return
-        (work,) = self.scratch(min(p.shape[0], CHUNK), p.dtype)
-        for part in chunks(p.shape[0]):
-            pp, gg, mm, vv = p[part], g[part], m[part], v[part]
-            w = xp.multiply(gg, gg, out=work[: pp.shape[0]])
-            mm -= gg  # m <- β₁ m + (1 - β₁) g, as g + β₁ (m - g), with no temporary
-            mm *= self.beta_1
-            mm += gg
-            # v <- β₂ v + (1 - β₂) g², with 1 - β₂ rounded once as PyTorch does (1 - 0.999f
-            # in float32 is 1.3e-5 away from 0.001f)
-            w *= 1.0 - self.beta_2
-            vv *= self.beta_2
-            vv += w
-            if self.amsgrad:
-                vv = xp.maximum(v_max[part], vv, out=v_max[part])
-            # θ <- θ - m / ((√v / √(1 - β₂ᵗ) + ε) / step): the step folded into the divisor
-            xp.sqrt(vv, out=w)
-            w *= scale / step
-            w += eps / step
-            if decay != 1.0:
-                pp *= decay
-            pp -= xp.divide(mm, w, out=w)
+        return (step, scale, eps, 1.0 - lr * self.weight_decay, self.beta_1, self.beta_2,
+                float(self.amsgrad))
 
-    def _update_blas(self, lib: blas.MKL, p: Any, g: Any, m: Any, v: Any, v_max: Any,
-                     step: float, scale: float, decay: float, eps: float) -> None:
-        """The same update as six multi-threaded MKL vector calls per chunk."""
-        b1, b2 = self.beta_1, self.beta_2
-        (work,) = self.scratch(min(p.shape[0], BLAS_CHUNK), p.dtype)
-        for part in chunks(p.shape[0], BLAS_CHUNK):
-            pp, gg, mm, vv, w = p[part], g[part], m[part], v[part], work[: part.stop - part.start]
-            lib.axpby(1.0 - b1, gg, b1, mm)  # m <- β₁ m + (1 - β₁) g
-            lib.sqr(gg, w)
-            lib.axpby(1.0 - b2, w, b2, vv)  # v <- β₂ v + (1 - β₂) g²
-            if self.amsgrad:
-                vv = v_max[part]
-                lib.fmax(vv, v[part], vv)
-            lib.sqrt(vv, w)
-            # w <- m / (√v / √(1 - β₂ᵗ) + ε) · η/(1 - β₁ᵗ), the step folded into the divisor
-            lib.linear_frac(mm, w, 1.0, 0.0, scale / step, eps / step, w)
-            lib.axpby(-1.0, w, decay, pp)  # θ <- (1 - ηλ) θ - w
+    @staticmethod
+    def formula(p: Any, g: Any, m: Any, v: Any, v_max: Any, step: Any, scale: Any, eps: Any,
+                decay: Any, beta_1: float, beta_2: float, amsgrad: float
+                ) -> tuple[Any, Any, Any, Any]:
+        m = beta_1 * m + (1.0 - beta_1) * g  # momentum: running mean of g
+        v = beta_2 * v + (1.0 - beta_2) * (g * g)  # RMSProp: running mean of g²
+        if amsgrad:
+            v_max = xp.maximum(v_max, v)
+            root = xp.sqrt(v_max)
+        else:
+            root = xp.sqrt(v)
+        # θ <- (1 - ηλ) θ - η/(1 - β₁ᵗ) · m / (√v / √(1 - β₂ᵗ) + ε)
+        return decay * p - step * m / (root * scale + eps), m, v, v_max
 
     def get_config(self) -> dict[str, Any]:
         config = {**super().get_config(), "amsgrad": self.amsgrad}

@@ -20,11 +20,14 @@ class Adamax(MomentOptimizer):
     slot_names = ("m", "u")
     nonnegative_slots = ("u",)
 
-    def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
-        t = self.iterations + 1
-        m, u = slots["m"], slots["u"]
-        m *= self.beta_1
-        m += (1.0 - self.beta_1) * grad
-        u *= self.beta_2
-        xp.maximum(u, xp.abs(grad), out=u)
-        param -= (lr / (1.0 - self.beta_1**t)) * m / (u + self.epsilon)
+    formula_slots = ("m", "u")
+
+    def hyper(self, lr: Any, t: Any) -> tuple[Any, ...]:
+        return (lr / (1.0 - self.beta_1**t), self.beta_1, self.beta_2, self.epsilon)
+
+    @staticmethod
+    def formula(p: Any, g: Any, m: Any, u: Any, step: Any, beta_1: float, beta_2: float,
+                eps: float) -> tuple[Any, Any, Any]:
+        m = beta_1 * m + (1.0 - beta_1) * g
+        u = xp.maximum(beta_2 * u, xp.abs(g))
+        return p - step * m / (u + eps), m, u

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,14 @@ class Optimizer(Configurable):
     nonnegative_slots: tuple[str, ...] = ()
     #: True where ``update`` applies ``weight_decay`` itself (Adam, in its fused pass)
     decays_itself = False
+    #: the update written once: ``formula(p, g, *state, *hyper) -> (p, *state)``, a plain
+    #: function of arrays or of single numbers (see ``formula_slots`` and ``hyper``). The
+    #: NumPy path applies it to cache-sized chunks; ``layerwise.compiled`` compiles the same
+    #: function into one pass over the parameters. None: the subclass writes ``update``.
+    formula: Callable[..., tuple[Any, ...]] | None = None
+    #: the state the formula takes, in order: every slot it may use; those not in
+    #: ``slot_names`` (options switched off) are passed as 0 and their results dropped
+    formula_slots: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -244,10 +253,37 @@ class Optimizer(Configurable):
             return list(self._flat[2].values())
         return [a for slot in self.slots.values() for a in slot]
 
+    def hyper(self, lr: Any, t: Any) -> tuple[Any, ...]:
+        """The numbers the formula takes after the state, for step ``t`` (1, 2, ...) with
+        learning rate ``lr``. Written with arithmetic only, so that arrays of steps and rates
+        give arrays (the compiled path prepares a whole epoch's values at once)."""
+        return (lr,)
+
     def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
         """Update ``param`` in place from ``grad`` with step size ``lr``; ``slots`` holds this
-        parameter's state arrays (shaped like it), updated in place too."""
-        raise NotImplementedError
+        parameter's state arrays (shaped like it), updated in place too.
+
+        Applies ``formula``: in one compiled pass when numba is installed (see
+        ``layerwise.compiled``), else on NumPy chunks that stay in the cache."""
+        formula = self.formula
+        if formula is None:
+            raise NotImplementedError(f"{type(self).__name__} must define `formula` or "
+                                      "override `update`.")
+        hyper = self.hyper(lr, self.iterations + 1)
+        p, g = param.reshape(-1), grad.reshape(-1)
+        state = [slots[name].reshape(-1) if name in slots else None
+                 for name in self.formula_slots]
+        from .. import compiled
+
+        if compiled.update_in_one_pass(formula, p, g, state, hyper):
+            return
+        for part in chunks(p.shape[0]):
+            parts = [0.0 if s is None else s[part] for s in state]
+            results = formula(p[part], g[part], *parts, *hyper)
+            p[part] = results[0]
+            for target, value in zip(parts, results[1:]):
+                if not isinstance(target, float):
+                    target[...] = value
 
     def clip(self, grads: list[Any]) -> list[Any]:
         """Clip ``grads`` in place: by value, then per-array norm, then global norm."""

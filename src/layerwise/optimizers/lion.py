@@ -25,11 +25,16 @@ class Lion(Optimizer):
         self.beta_1 = self.check_decay_rate(beta_1, "beta_1", closed=True)
         self.beta_2 = self.check_decay_rate(beta_2, "beta_2", closed=True)
 
-    def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
-        m = slots["m"]
-        param -= lr * xp.sign(self.beta_1 * m + (1.0 - self.beta_1) * grad)
-        m *= self.beta_2
-        m += (1.0 - self.beta_2) * grad
+    formula_slots = ("m",)
+
+    def hyper(self, lr: Any, t: Any) -> tuple[Any, ...]:
+        return (lr, self.beta_1, self.beta_2)
+
+    @staticmethod
+    def formula(p: Any, g: Any, m: Any, lr: Any, beta_1: float, beta_2: float
+                ) -> tuple[Any, Any]:
+        p = p - lr * xp.sign(beta_1 * m + (1.0 - beta_1) * g)
+        return p, beta_2 * m + (1.0 - beta_2) * g
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..backend import xp
 from .base import MomentOptimizer
 from .registry import OPTIMIZERS
@@ -37,15 +39,21 @@ class Nadam(MomentOptimizer):
         self._known_product = (t, known)
         return known
 
-    def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
-        t = self.iterations + 1
-        product = self._product(t)
+    formula_slots = ("m", "v")
+
+    def hyper(self, lr: Any, t: Any) -> tuple[Any, ...]:
+        if isinstance(t, np.ndarray):  # Π_t step by step
+            product = np.array([self._product(int(i)) for i in t])
+        else:
+            product = self._product(t)
         mu, mu_next = self._mu(t), self._mu(t + 1)
-        m, v = slots["m"], slots["v"]
-        m *= self.beta_1
-        m += (1.0 - self.beta_1) * grad
-        v *= self.beta_2
-        v += (1.0 - self.beta_2) * grad * grad
-        denominator = xp.sqrt(v / (1.0 - self.beta_2**t)) + self.epsilon
-        param -= (lr * (1.0 - mu) / (1.0 - product)) * grad / denominator
-        param -= (lr * mu_next / (1.0 - product * mu_next)) * m / denominator
+        return (lr * (1.0 - mu) / (1.0 - product), lr * mu_next / (1.0 - product * mu_next),
+                1.0 / (1.0 - self.beta_2**t), self.beta_1, self.beta_2, self.epsilon)
+
+    @staticmethod
+    def formula(p: Any, g: Any, m: Any, v: Any, c_g: Any, c_m: Any, c_v: Any, beta_1: float,
+                beta_2: float, eps: float) -> tuple[Any, Any, Any]:
+        m = beta_1 * m + (1.0 - beta_1) * g
+        v = beta_2 * v + (1.0 - beta_2) * (g * g)
+        denominator = xp.sqrt(v * c_v) + eps
+        return p - c_g * g / denominator - c_m * m / denominator, m, v

@@ -6,7 +6,6 @@ from typing import Any
 
 from ..backend import xp
 from .base import Optimizer
-from .chunked import CHUNK, chunks
 from .registry import OPTIMIZERS
 
 
@@ -60,41 +59,29 @@ class RMSprop(Optimizer):
         self.slot_names = ("square_avg",) + (("grad_avg",) if centered else ()) + (
             ("momentum_buffer",) if momentum else ())
 
-    def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
-        p, g, s = param.reshape(-1), grad.reshape(-1), slots["square_avg"].reshape(-1)
-        m = slots["grad_avg"].reshape(-1) if self.centered else s
-        b = slots["momentum_buffer"].reshape(-1) if self.momentum else s
-        work, denom = self.scratch(min(p.shape[0], CHUNK), p.dtype, 2)
-        first = self.initial_accumulator == "first_gradient" and self.iterations == 0
-        for part in chunks(p.shape[0]):
-            pp, gg, ss = p[part], g[part], s[part]
-            n = pp.shape[0]
-            w, d = work[:n], denom[:n]
-            xp.multiply(gg, gg, out=w)
-            if first:  # the seed's σ¹ = |g¹|: s¹ = g¹²
-                ss[...] = w
-            else:  # s <- ρ s + (1 - ρ) g²  as  g² + ρ (s - g²)
-                ss -= w
-                ss *= self.rho
-                ss += w
-            if self.centered:
-                mm = m[part]
-                mm -= gg  # m <- ρ m + (1 - ρ) g
-                mm *= self.rho
-                mm += gg
-                xp.subtract(ss, xp.multiply(mm, mm, out=w), out=d)
-                xp.sqrt(d, out=d)
-            else:
-                xp.sqrt(ss, out=d)
-            d += self.epsilon
-            xp.divide(gg, d, out=w)  # g / d
-            if self.momentum:
-                bb = b[part]
-                bb *= self.momentum
-                bb += w
-                pp -= xp.multiply(bb, lr, out=w)
-            else:
-                pp -= xp.multiply(w, lr, out=w)
+    formula_slots = ("square_avg", "grad_avg", "momentum_buffer")
+
+    def hyper(self, lr: Any, t: Any) -> tuple[Any, ...]:
+        first = 1.0 * (t == 1) if self.initial_accumulator == "first_gradient" else 0.0
+        return (lr, self.rho, self.epsilon, self.momentum, float(self.centered), first)
+
+    @staticmethod
+    def formula(p: Any, g: Any, s: Any, m: Any, b: Any, lr: Any, rho: float, eps: float,
+                momentum: float, centered: float, first: Any) -> tuple[Any, Any, Any, Any]:
+        g2 = g * g
+        if first:  # the seed's σ¹ = |g¹|: s¹ = g¹²
+            s = g2
+        else:  # s <- ρ s + (1 - ρ) g²
+            s = rho * s + (1.0 - rho) * g2
+        if centered:  # m <- ρ m + (1 - ρ) g;  d = √(s - m²) + ε
+            m = rho * m + (1.0 - rho) * g
+            d = xp.sqrt(s - m * m) + eps
+        else:  # d = √s + ε
+            d = xp.sqrt(s) + eps
+        if momentum:  # b <- μ b + g / d;  θ <- θ - η b
+            b = momentum * b + g / d
+            return p - lr * b, s, m, b
+        return p - lr * (g / d), s, m, b
 
     def get_config(self) -> dict[str, Any]:
         config = {**super().get_config(), "rho": self.rho, "momentum": self.momentum,

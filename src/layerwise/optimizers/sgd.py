@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import xp
 from .base import Optimizer
-from .chunked import BLAS_CHUNK, CHUNK, chunks, vector_kernels
 from .registry import OPTIMIZERS
 
 
@@ -39,38 +37,20 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.slot_names = ("velocity",) if self.momentum else ()
 
-    def update(self, param: Any, grad: Any, lr: float, slots: dict[str, Any]) -> None:
-        p, g = param.reshape(-1), grad.reshape(-1)
-        v = slots["velocity"].reshape(-1) if self.momentum else p
-        lib = vector_kernels(p, g, v)
-        if lib is not None:  # the same steps as MKL vector calls, with no scratch array
-            for part in chunks(p.shape[0], BLAS_CHUNK):
-                pp, gg = p[part], g[part]
-                if not self.momentum:
-                    lib.axpy(-lr, gg, pp)
-                    continue
-                lib.axpby(-lr, gg, self.momentum, v[part])
-                if self.nesterov:
-                    lib.axpy(self.momentum, v[part], pp)
-                    lib.axpy(-lr, gg, pp)
-                else:
-                    lib.axpy(1.0, v[part], pp)
-            return
-        (work,) = self.scratch(min(p.shape[0], CHUNK), p.dtype)
-        for part in chunks(p.shape[0]):
-            pp, gg = p[part], g[part]
-            step = xp.multiply(gg, lr, out=work[: pp.shape[0]])  # η∇L
-            if not self.momentum:  # θ <- θ - η∇L
-                pp -= step
-                continue
-            vv = v[part]
-            vv *= self.momentum  # v <- λv - η∇L
-            vv -= step
-            if self.nesterov:  # θ <- θ + λv - η∇L
-                pp -= step
-                pp += xp.multiply(vv, self.momentum, out=step)
-            else:  # θ <- θ + v
-                pp += vv
+    formula_slots = ("velocity",)
+
+    def hyper(self, lr: Any, t: Any) -> tuple[Any, ...]:
+        return (lr, self.momentum, float(self.nesterov))
+
+    @staticmethod
+    def formula(p: Any, g: Any, v: Any, lr: Any, momentum: float, nesterov: float
+                ) -> tuple[Any, Any]:
+        if not momentum:  # θ <- θ - η∇L
+            return p - lr * g, v
+        v = momentum * v - lr * g  # v <- λv - η∇L
+        if nesterov:  # θ <- θ + λv - η∇L
+            return p + momentum * v - lr * g, v
+        return p + v, v  # θ <- θ + v
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}

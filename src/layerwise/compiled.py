@@ -1,0 +1,622 @@
+"""Compiled training: one numba kernel runs many steps of ``fit`` with no Python per step.
+
+On a small network the NumPy path spends most of a step in Python (about 100 µs of calls on
+config A's 2-16-16-1 network, whose arithmetic takes a few µs). When numba is installed
+(``pip install 'layerwise[fast]'``), ``fit`` hands whole runs of steps to one compiled
+kernel instead: gather the batch, forward, loss, backward, optimizer update and the
+finiteness checks, for up to ``FLUSH_EVERY`` steps per call.
+
+Nothing is written twice. The kernel is generated for the model's layer sizes and compiled
+from the same functions the NumPy path runs: each activation's ``formula`` and
+``gradient_formula``, each loss's ``formulas()``, each optimizer's ``formula``. They are plain
+functions of arrays written with ``xp``; here they are compiled with ``xp`` bound to NumPy
+(``jit_formula``). Two helpers that NumPy computes with a trick numba does not compile
+(``stable_shift``, ``erf``) are replaced by plain loops giving the same values.
+
+The same compiled optimizer pass serves the NumPy path: ``Optimizer.update`` runs its
+formula over the flat parameter buffer in one pass (``update_in_one_pass``) instead of a
+dozen NumPy sweeps.
+
+``fit`` uses the kernel when ``compile(jit_compile=...)`` allows it (``"auto"``: numba is
+installed and the run has at least ``AUTO_MIN_STEPS`` steps, or this network's kernel is
+compiled already) and every part has a compiled form: ``Dense`` layers with formula
+activations, a loss with formulas, an optimizer with a formula and no clipping, in-memory
+arrays, no weight penalties, metrics or per-batch callbacks. Otherwise it trains step by
+step in Python and ``verbose=2`` says why (``reason_not_compiled``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import math
+import os
+import sys
+import types
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["AUTO_MIN_STEPS", "ONE_PASS_MIN", "EpochKernel", "available", "jit_formula",
+           "reason_not_compiled", "update_in_one_pass"]
+
+#: ``jit_compile="auto"`` compiles a network's kernel (about a second) for runs of at least
+#: this many steps; a network whose kernel is compiled already uses it for any run
+AUTO_MIN_STEPS = 1000
+#: parameters from which ``Optimizer.update`` runs its compiled pass (below it, the call
+#: costs more than the NumPy chunks)
+ONE_PASS_MIN = 4096
+
+_numba: Any = None
+_jitted: dict[Any, Any] = {}
+_loops: dict[Any, Any] = {}
+_kernels: dict[Any, Any] = {}
+_digest: str | None = None
+_xp_module: types.ModuleType | None = None
+_as_float32: Any = None
+_cast: Any = None
+
+
+def available() -> bool:
+    """Whether numba is installed (and not switched off by ``LAYERWISE_JIT=0``) and the
+    arrays are NumPy's."""
+    global _numba
+    if os.environ.get("LAYERWISE_JIT", "1") == "0":
+        return False
+    from .backend import xp
+
+    if xp.__name__ != "numpy":
+        return False
+    if _numba is None:
+        try:
+            import numba
+            import numba.extending
+        except ImportError:
+            _numba = False
+        else:
+            _numba = numba
+    return _numba is not False
+
+
+# -- compiling the formulas ----------------------------------------------------------------
+
+
+def _row_max(z: Any) -> Any:
+    out = np.empty((z.shape[0], 1), z.dtype)
+    for i in range(z.shape[0]):
+        out[i, 0] = z[i].max()
+    return out
+
+
+def _row_sums(e: Any) -> Any:
+    out = np.empty((e.shape[0], 1), e.dtype)
+    for i in range(e.shape[0]):
+        out[i, 0] = e[i].sum()
+    return out
+
+
+def _erf(x: Any) -> Any:
+    flat = np.ascontiguousarray(x).ravel()
+    out = np.empty(flat.shape[0], np.float64)
+    for i in range(flat.shape[0]):
+        out[i] = math.erf(flat[i])
+    return out.reshape(x.shape).astype(x.dtype)
+
+
+# numba evaluates np.exp and np.tanh on float32 arrays one libm call per element (5-10 ns
+# each, not vectorised: config A spent half its step in two tanh calls). For float32 these
+# two run here as branch-free polynomials that LLVM vectorises, accurate to a few units in
+# the last place (tests/test_compiled.py measures them against NumPy); float64 keeps numba's.
+
+_LOG2E = 1.4426950408889634
+
+
+def _exp32(x: Any) -> Any:
+    """e^x for one float32: x = n ln2 + r, |r| <= ln2/2; e^r by a degree-6 polynomial (the
+    Cephes expf coefficients), times 2^n built from exponent bits in two halves (so that
+    overflow to infinity and the subnormal results come out as NumPy's)."""
+    c = min(max(x, -104.0), 89.0)  # beyond: 0 and infinity
+    n = math.floor(c * _LOG2E + 0.5)
+    r = c - n * 0.693359375 + n * 2.12194440e-4  # ln2 in two parts: r is exact
+    p = ((((1.9875691500e-4 * r + 1.3981999507e-3) * r + 8.3334519073e-3) * r
+          + 4.1665795894e-2) * r + 1.6666665459e-1) * r + 5.0000001201e-1
+    p = p * r * r + r + 1.0
+    half = np.int32(n) >> 1
+    y = p * _as_float32(np.int32((half + 127) << 23)) \
+        * _as_float32(np.int32((np.int32(n) - half + 127) << 23))
+    return np.float32(x if x != x else y)  # NaN stays NaN (the clamp would lose it)
+
+
+def _tanh32(x: Any) -> Any:
+    """tanh of one float32: an odd polynomial below |x| = 0.625 (Cephes tanhf), else
+    sign(x)(1 - 2/(e^(2|x|) + 1))."""
+    a = abs(x)
+    z = x * x
+    small = ((((-5.70498872745e-3 * z + 2.06390887954e-2) * z - 5.37397155531e-2) * z
+              + 1.33314422036e-1) * z - 3.33332819422e-1) * z * x + x
+    large = 1.0 - 2.0 / (_exp32(np.float32(2.0 * min(a, 20.0))) + 1.0)
+    large = large if x >= 0 else -large
+    return np.float32(small if a < 0.625 else (large if x == x else x))
+
+
+def _vectorised(scalar: Callable[..., Any], fallback: Callable[..., Any]) -> Callable[..., Any]:
+    """A NumPy-like function for compiled formulas: ``scalar`` applied to each entry of a
+    float32 array or to a float32 number; ``fallback`` (NumPy's, as numba has it) else."""
+
+    def stub(x):  # type: ignore[no-untyped-def]  # numba wants the implementation's signature
+        return fallback(x)
+
+    def typer(x):  # type: ignore[no-untyped-def]
+        from numba.core import types as nb
+
+        element = scalar if isinstance(scalar, _numba.core.dispatcher.Dispatcher) else \
+            _numba.njit(inline="always", error_model="numpy")(scalar)
+        if isinstance(x, nb.Array) and x.dtype == nb.float32:
+            def on_array(x):  # type: ignore[no-untyped-def]
+                flat = np.ascontiguousarray(x).ravel()
+                out = np.empty(flat.shape[0], np.float32)
+                for i in range(flat.shape[0]):
+                    out[i] = element(flat[i])
+                return out.reshape(x.shape)
+            return on_array
+        if x == nb.float32:
+            return lambda x: element(x)
+        return lambda x: fallback(x)
+
+    _numba.extending.overload(stub)(typer)
+    return stub
+
+
+def _cast_function() -> Callable[..., Any]:
+    """``cast(a, like)``: ``a`` in ``like``'s dtype, with no copy when it is already (numba's
+    ``astype`` always copies)."""
+    global _cast
+    if _cast is None:
+        from numba.core import types as nb
+
+        def cast(a, like):  # type: ignore[no-untyped-def]
+            return a.astype(like.dtype)
+
+        def typer(a, like):  # type: ignore[no-untyped-def]
+            if isinstance(a, nb.Array) and a.dtype == like.dtype:
+                return lambda a, like: a
+            return lambda a, like: a.astype(like.dtype)
+
+        _numba.extending.overload(cast)(typer)
+        _cast = cast
+    return _cast
+
+
+def _compiled_xp() -> types.ModuleType:
+    """The array namespace the formulas are compiled with: NumPy, with the float32 exp and
+    tanh above."""
+    global _xp_module, _as_float32
+    if _xp_module is None:
+        from numba.core import types as nb
+        from numba.extending import intrinsic
+
+        @intrinsic
+        def as_float32(typingctx: Any, bits: Any) -> Any:
+            """The float32 whose bits are the int32 ``bits``."""
+            def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+                return builder.bitcast(args[0], context.get_value_type(nb.float32))
+            return nb.float32(nb.int32), codegen
+
+        _as_float32 = as_float32
+        globals()["_exp32"] = _numba.njit(inline="always", error_model="numpy")(_exp32)
+        module = types.ModuleType("layerwise.compiled.xp")
+        vars(module).update({k: v for k, v in vars(np).items() if not k.startswith("__")})
+        module.exp = _vectorised(globals()["_exp32"], np.exp)
+        module.tanh = _vectorised(_tanh32, np.tanh)
+        _xp_module = module
+    return _xp_module
+
+
+def _replacements() -> dict[Any, Callable[..., Any]]:
+    """Helpers written with NumPy tricks numba does not compile, and loops giving the same
+    values: a per-row shift (the row maxima), row sums, and erf."""
+    from . import activations
+
+    return {activations.stable_shift: _row_max, activations.row_sums: _row_sums,
+            activations.erf: _erf}
+
+
+def jit_formula(function: Callable[..., Any]) -> Any:
+    """``function`` compiled by numba with ``xp`` bound to NumPy; the layerwise functions it
+    calls are compiled the same way (or replaced, see ``_replacements``)."""
+    compiled = _jitted.get(function)
+    if compiled is not None:
+        return compiled
+    replacement = _replacements().get(function)
+    if replacement is not None:
+        compiled = _numba.njit(error_model="numpy")(replacement)
+    else:
+        scope = dict(function.__globals__, xp=_compiled_xp())
+        for name in function.__code__.co_names:
+            value = scope.get(name)
+            if isinstance(value, types.FunctionType) and \
+                    value.__module__.startswith("layerwise."):
+                scope[name] = jit_formula(value)
+        rebound = types.FunctionType(function.__code__, scope, function.__name__,
+                                     function.__defaults__, function.__closure__)
+        rebound.__qualname__ = function.__qualname__  # e.g. Adam.formula, for the caches
+        compiled = _numba.njit(error_model="numpy")(rebound)
+    _jitted[function] = compiled
+    return compiled
+
+
+def _cache_dir() -> Path | None:
+    """Where generated kernels and numba's compiled code are kept between processes
+    (``LAYERWISE_CACHE_DIR``, default ``~/.cache/layerwise``), or None if not writable."""
+    root = Path(os.environ.get("LAYERWISE_CACHE_DIR") or Path.home() / ".cache" / "layerwise")
+    directory = root / "kernels"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return directory if os.access(directory, os.W_OK) else None
+
+
+def _sources_digest() -> str:
+    """A digest of the code a kernel is compiled from: a changed formula makes new kernels
+    (numba's own cache would not see a change in a function the kernel calls)."""
+    global _digest
+    if _digest is None:
+        package = Path(__file__).parent
+        files = ["activations.py", "losses.py", "compiled.py",
+                 *sorted(f"optimizers/{p.name}" for p in (package / "optimizers").glob("*.py"))]
+        hasher = hashlib.sha256(f"{_numba.__version__} {np.__version__}".encode())
+        for name in files:
+            hasher.update((package / name).read_bytes())
+        _digest = hasher.hexdigest()
+    return _digest
+
+
+def _qualified(function: Any) -> str:
+    original = getattr(function, "py_func", function)
+    return f"{original.__module__}.{original.__qualname__}"
+
+
+def _compile(source: str, name: str, scope: dict[str, Any]) -> Any:
+    """Compile the function ``name`` defined by ``source``, calling the compiled functions
+    in ``scope``. The source is written to a file in ``_cache_dir()`` named by its digest,
+    so that numba keeps the machine code there: a later process loads it in milliseconds
+    instead of compiling again (several seconds for a training kernel)."""
+    # the functions the source calls are part of what it means: name them in it, so that
+    # two kernels differing only in them get different files (and numba caches)
+    called = "".join(f"# {key} = {_qualified(value)}\n" for key, value in sorted(scope.items()))
+    source = f"{called}import numpy as np\n\n\n{source}"
+    directory = _cache_dir()
+    if directory is None:
+        namespace = {"np": np, **scope}
+        exec(compile(source, f"<layerwise.compiled {name}>", "exec"), namespace)
+        return _numba.njit(error_model="numpy")(namespace[name])
+    digest = hashlib.sha256((_sources_digest() + source).encode()).hexdigest()[:24]
+    path = directory / f"{name}_{digest}.py"
+    if not path.exists():  # written whole or not at all: another process may read it
+        part = path.with_suffix(f".{os.getpid()}.tmp")
+        part.write_text(source)
+        os.replace(part, path)
+    spec = importlib.util.spec_from_file_location(f"layerwise_{name}_{digest}", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[module.__name__] = module  # numba's cache finds the module by its name
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    vars(module).update(scope)
+    return _numba.njit(cache=True, error_model="numpy")(getattr(module, name))
+
+
+# -- the optimizer's pass ------------------------------------------------------------------
+
+
+def _update_loop(formula: Callable[..., Any], present: tuple[bool, ...], n_hyper: int) -> Any:
+    key = (formula, present, n_hyper)
+    loop = _loops.get(key)
+    if loop is None:
+        slots = [f"s{i}" for i in range(len(present))]
+        hyper = ", ".join(f"h{i}" for i in range(n_hyper))
+        args = ", ".join(f"{s}[i]" if on else "0.0" for s, on in zip(slots, present))
+        writes = "".join(f"        {s}[i] = r[{k + 1}]\n"
+                         for k, (s, on) in enumerate(zip(slots, present)) if on)
+        source = (f"def loop(p, g, {', '.join([*slots, ''])}{hyper}):\n"
+                  f"    for i in range(p.shape[0]):\n"
+                  f"        r = formula(p[i], g[i], {args + ', ' if args else ''}{hyper})\n"
+                  f"        p[i] = r[0]\n{writes}")
+        loop = _loops[key] = _compile(source, "loop", {"formula": jit_formula(formula)})
+    return loop
+
+
+def update_in_one_pass(formula: Callable[..., Any], p: Any, g: Any, state: list[Any],
+                       hyper: tuple[Any, ...]) -> bool:
+    """Apply an optimizer's ``formula`` to the 1-D ``p``, ``g`` and ``state`` (None where a
+    slot is off) in one compiled pass; False (nothing done) when numba is not available or
+    the arrays do not suit it."""
+    if p.shape[0] < ONE_PASS_MIN or not available() or p.dtype.char not in "fd" or \
+            any(a is not None and (a.dtype != p.dtype or not a.flags.c_contiguous)
+                for a in (p, g, *state)):
+        return False
+    present = tuple(s is not None for s in state)
+    dummy = p[:1]  # never read: the loop passes 0.0 for a slot that is off
+    loop = _update_loop(formula, present, len(hyper))
+    args = (p, g, *[dummy if s is None else s for s in state], *[float(h) for h in hyper])
+    with _compiling():  # the first call for these dtypes compiles
+        loop(*args)
+    return True
+
+
+@contextlib.contextmanager
+def _compiling() -> Any:
+    """Around a first call, which compiles: numba's note that some code cannot be kept in
+    its cache (it is then compiled again in the next process) is no concern of the user."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Cannot cache compiled function",
+                                category=_numba.NumbaWarning)
+        yield
+
+
+# -- the training kernel -------------------------------------------------------------------
+
+
+def reason_not_compiled(model: Any, source: Any, batch_hooks: bool) -> str | None:
+    """Why ``model`` cannot train ``source`` in the compiled kernel, or None if it can."""
+    from . import data, layers, losses
+    from .backend import xp
+
+    if not available():
+        if xp.__name__ != "numpy":
+            return f"the arrays live on {xp.__name__}"
+        return "numba is not installed (pip install 'layerwise[fast]')"
+    if not isinstance(source, data.ArraySource) or source.shard is not None:
+        return "the data is streamed, not in-memory arrays"
+    if batch_hooks:
+        return "a callback wants every batch"
+    if model.metrics:
+        return "metrics are computed in Python"
+    if model._regularized:
+        return "weight penalties are computed in Python"
+    if model.gradient_reducer is not None or model._strategy is not None:
+        return "gradients are reduced across processes"
+    if model._flat_params is None or model._grad_buffer is None or model._grad_tail:
+        return "the parameters are not in one flat buffer"
+    if np.dtype(model._flat_params.dtype).char not in "fd":
+        return f"the compiled kernel runs float32 and float64, not {model._flat_params.dtype}"
+    for layer in model.layers:
+        if type(layer) is not layers.Dense:
+            return f"layer {layer.name!r} is a {type(layer).__name__}, not a Dense layer"
+        if not layer.trainable:
+            return f"layer {layer.name!r} is frozen"
+        if type(layer.activation).formula is None:
+            return f"the activation of layer {layer.name!r} is Python code"
+    loss = model._fused or model.loss
+    if loss.formulas() is None or type(loss).call is not losses.Loss.call:
+        return f"the loss {loss.name!r} is Python code"
+    optimizer = model.optimizer
+    if optimizer.formula is None:
+        return f"the optimizer {type(optimizer).__name__} has no formula"
+    if optimizer.clipvalue is not None or optimizer.clipnorm is not None or \
+            optimizer.global_clipnorm:
+        return "gradients are clipped in Python"
+    if model.loss_weight <= 0:
+        return "the loss weight is not positive"
+    return None
+
+
+def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: list[int],
+                   n_loss_hyper: int, present: tuple[bool, ...], n_opt_hyper: int,
+                   decoupled: bool, dtype: str) -> str:
+    """The source of one network's kernel: the layers unrolled, each step's work in order."""
+    dense = model.layers
+    last = len(dense) - 1
+    slots = [f"S{i}" for i in range(len(present))]
+    lines = [f"def epoch(x, t, sw, order, first, steps, batch, P, G, {', '.join([*slots, ''])}"
+             "H, offsets, ahyper, lhyper, loss_weight, units_denominator, every, it0, losses):",
+             "    n = order.shape[0]"]
+    for i, layer in enumerate(dense):
+        k, b = f"offsets[{i}, 0]", f"offsets[{i}, 1]"
+        rows, cols = layer.input_dim, layer.units
+        lines += [f"    W{i} = P[{k}:{k} + {rows * cols}].reshape(({rows}, {cols}))",
+                  f"    gW{i} = G[{k}:{k} + {rows * cols}].reshape(({rows}, {cols}))"]
+        if layer.use_bias:
+            lines += [f"    B{i} = P[{b}:{b} + {cols}]", f"    gB{i} = G[{b}:{b} + {cols}]"]
+    for i, layer in enumerate(dense):  # each layer's z, reused by every step
+        lines.append(f"    Z{i} = np.empty((batch, {layer.units}), P.dtype)")
+    lines += ["    X = np.empty((batch, x.shape[1]), x.dtype)",
+              "    T = np.empty((batch, t.shape[1]), t.dtype)",
+              "    Wt = np.empty(batch, sw.dtype)",
+              "    total = 0.0",
+              "    for s in range(steps):",
+              "        start = (first + s) * batch",
+              "        m = min(batch, n - start)",
+              "        for r in range(m):",
+              "            j = order[start + r]",
+              "            X[r] = x[j]",
+              "            T[r] = t[j]",
+              "            Wt[r] = sw[j]",
+              "        a_in = X[:m]"]
+    previous = "a_in"
+    for i, layer in enumerate(dense):
+        hp = "".join(f", ahyper[{i}, {h}]" for h in range(n_hyper[i]))
+        lines += [f"        z{i} = Z{i}[:m]", f"        np.dot({previous}, W{i}, z{i})"]
+        if layer.use_bias:
+            lines.append(f"        z{i} += B{i}")
+        if i == last and fused:
+            lines.append(f"        out = z{i}")
+        else:
+            lines.append(f"        a{i} = cast(f{i}(z{i}{hp}), z{i})")
+            previous = f"a{i}"
+    if not fused:
+        lines.append(f"        out = a{last}")
+    lhp = "".join(f", lhyper[{h}]" for h in range(n_loss_hyper))
+    lines += ["        tb = T[:m]",
+              "        wb = Wt[:m]",
+              f"        each = loss_value(tb, out{lhp})",
+              "        loss = (each * wb.reshape((m, 1))).sum() / units_denominator / m "
+              "* loss_weight",
+              "        if not np.isfinite(loss):",
+              "            losses[0] = loss",
+              "            return s, 1, total",
+              "        scale = wb * (loss_weight / (units_denominator * m))",
+              f"        dy = cast(loss_grad(tb, out{lhp}) * scale.reshape((m, 1)), out)"]
+    for i in range(last, -1, -1):
+        layer = dense[i]
+        hp = "".join(f", ahyper[{i}, {h}]" for h in range(n_hyper[i]))
+        below = "a_in" if i == 0 else f"a{i - 1}"
+        if i == last and fused:
+            lines.append("        dz = dy")
+        elif elementwise[i]:
+            lines.append(f"        dz = cast(dy * df{i}(z{i}, a{i}{hp}), dy)")
+        else:
+            lines.append(f"        dz = cast(df{i}(z{i}, a{i}, dy{hp}), dy)")
+        lines.append(f"        np.dot({below}.T, dz, gW{i})")
+        if layer.use_bias:  # Σ over the batch, row by row (numba's sum(axis=0) is slow)
+            lines += [f"        gB{i}[:] = dz[0]",
+                      "        for r in range(1, m):",
+                      f"            gB{i} += dz[r]"]
+        if i > 0:
+            lines.append(f"        dy = np.dot(dz, W{i}.T)")
+    # the step's numbers as locals: read from H inside the loop, they would have to be
+    # read again after every store (H might alias P), and the loop would not vectorize
+    hyper = "".join(f", h{h}" for h in range(n_opt_hyper))
+    args = "".join(f", {s}[i]" if on else ", 0.0" for s, on in zip(slots, present))
+    lines += [f"        h{h} = H[s, {h}]" for h in range(n_opt_hyper + decoupled)]
+    lines += ["        bad = False",
+              "        for i in range(P.shape[0]):",
+              f"            r = opt({f'P[i] * h{n_opt_hyper}' if decoupled else 'P[i]'}, "
+              f"G[i]{args}{hyper})",
+              "            P[i] = r[0]",
+              "            bad |= r[0] - r[0] != 0.0  # NaN or infinite"]
+    lines += [f"            {s}[i] = r[{k + 1}]"
+              for k, (s, on) in enumerate(zip(slots, present)) if on]
+    lines += ["        total += loss * m",
+              "        losses[0] = loss",
+              "        if bad and (it0 + s + 1) % every == 0:",
+              "            return s + 1, 2, total",
+              "    return steps, 0, total"]
+    return "\n".join(lines) + "\n"
+
+
+class EpochKernel:
+    """The compiled steps of one compiled model: ``run`` trains a stretch of an epoch."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        loss = model._fused or model.loss
+        self.fused = model._fused is not None
+        self.loss = loss
+        acts = [layer.activation for layer in model.layers]
+        optimizer = model.optimizer
+        self.decoupled = bool(optimizer.weight_decay) and not optimizer.decays_itself
+        self.present = tuple(name in optimizer.slot_names for name in optimizer.formula_slots)
+        self.dtype = np.dtype(model._flat_params.dtype).name
+        self.offsets = self._offsets()
+        n_opt_hyper = len(optimizer.hyper(optimizer.current_learning_rate(), 1))
+        self.key = key = self.key_of(model)
+        self.function = _kernels.get(key)
+        if self.function is None:
+            scope = {"cast": _cast_function(), "loss_value": jit_formula(loss.formulas()[0]),
+                     "loss_grad": jit_formula(loss.formulas()[1]),
+                     "opt": jit_formula(optimizer.formula)}
+            for i, act in enumerate(acts):
+                scope[f"f{i}"] = jit_formula(type(act).formula)
+                scope[f"df{i}"] = jit_formula(type(act).gradient_formula)
+            source = _kernel_source(model, self.fused, [a.elementwise for a in acts],
+                                    [len(a.hyper()) for a in acts], len(loss.hyper()),
+                                    self.present, n_opt_hyper, self.decoupled, self.dtype)
+            self.function = _kernels[key] = _compile(source, "epoch", scope)
+        width = max([len(a.hyper()) for a in acts] + [1])
+        self.ahyper = np.zeros((len(acts), width))
+        for i, act in enumerate(acts):
+            self.ahyper[i, :len(act.hyper())] = act.hyper()
+        self.lhyper = np.array([*loss.hyper(), 0.0], dtype=np.float64)
+        self.n_opt_hyper = n_opt_hyper
+
+    @staticmethod
+    def key_of(model: Any) -> tuple[Any, ...]:
+        """What makes one kernel differ from another: the layers, the loss's formulas, the
+        optimizer's formula and options, the dtype."""
+        loss, optimizer = model._fused or model.loss, model.optimizer
+        return (tuple((layer.input_dim, layer.units, layer.use_bias,
+                       type(layer.activation).formula, len(layer.activation.hyper()))
+                      for layer in model.layers),
+                loss.formulas(), loss.sums_units, model._fused is not None,
+                optimizer.formula,
+                tuple(name in optimizer.slot_names for name in optimizer.formula_slots),
+                len(optimizer.hyper(optimizer.current_learning_rate(), 1)),
+                bool(optimizer.weight_decay) and not optimizer.decays_itself,
+                np.dtype(model.dtype).name)
+
+    @staticmethod
+    def is_compiled(model: Any) -> bool:
+        """Whether this model's kernel is compiled already (in this process)."""
+        return EpochKernel.key_of(model) in _kernels
+
+    def _offsets(self) -> np.ndarray:
+        flat = self.model._flat_params
+        base = flat.__array_interface__["data"][0]
+        rows = []
+        for layer in self.model.layers:
+            kernel = layer.params["kernel"]
+            bias = layer.params.get("bias")
+            rows.append([(kernel.__array_interface__["data"][0] - base) // flat.itemsize,
+                         -1 if bias is None else
+                         (bias.__array_interface__["data"][0] - base) // flat.itemsize])
+        return np.array(rows, dtype=np.int64)
+
+    def prepare(self, source: Any) -> None:
+        """The targets as the loss formulas take them, and the sample weights (ones when
+        none), once per ``fit``."""
+        units = self.model.layers[-1].units
+        t = self.loss.targets_for_formulas(source.y, units)
+        t = np.asarray(t, dtype=self.dtype)
+        self.t = t.reshape(t.shape[0], -1)
+        self.sw = np.ones(source.samples, self.dtype) if source.w is None else \
+            np.ascontiguousarray(source.w, dtype=self.dtype)
+        self.x = np.ascontiguousarray(source.x)
+        units_denominator = 1.0 if self.loss.sums_units else float(units)
+        self.units_denominator = units_denominator
+        if not self.function.signatures:  # compile (or load) now: a run of no steps
+            self.run(np.arange(self.x.shape[0]), 0, 0, 1)
+
+    def hyper(self, steps: int) -> np.ndarray:
+        """The optimizer's numbers for its next ``steps`` steps, one row per step (and the
+        decoupled weight-decay factor in the last column)."""
+        optimizer = self.model.optimizer
+        it0 = optimizer.iterations
+        if callable(optimizer.learning_rate):
+            lrs = []
+            for i in range(steps):
+                optimizer.iterations = it0 + i
+                lrs.append(optimizer.current_learning_rate())
+            optimizer.iterations = it0
+            lr: Any = np.array(lrs)
+        else:
+            lr = optimizer.learning_rate
+        t = np.arange(it0 + 1, it0 + steps + 1)
+        columns = [np.broadcast_to(np.asarray(v, dtype=np.float64), (steps,))
+                   for v in optimizer.hyper(lr, t)]
+        if self.decoupled:
+            columns.append(np.broadcast_to(1.0 - lr * optimizer.weight_decay, (steps,)))
+        return np.ascontiguousarray(np.stack(columns, axis=1)) if columns else \
+            np.zeros((steps, 1))
+
+    def run(self, order: np.ndarray, first: int, steps: int, batch: int
+            ) -> tuple[int, int, float, float]:
+        """Train ``steps`` batches from batch ``first`` of the epoch's ``order``. Returns
+        (steps whose update was applied, status: 0 done, 1 a non-finite loss stopped it before
+        that batch's update, 2 the weights became non-finite; the sum of loss x batch size
+        over the applied steps, the last loss)."""
+        model, optimizer = self.model, self.model.optimizer
+        flat_slots = optimizer._flat[2]
+        slots = [flat_slots[name] if on else model._flat_params[:1]
+                 for name, on in zip(optimizer.formula_slots, self.present)]
+        losses = np.zeros(1)
+        with _compiling():  # new array types (read-only, say) compile once more
+            done, status, total = self.function(
+                self.x, self.t, self.sw, order, first, steps, batch, model._flat_params,
+                model._grad_buffer, *slots, self.hyper(steps), self.offsets, self.ahyper,
+                self.lhyper, float(model.loss_weight), self.units_denominator,
+                int(model._check_every), int(optimizer.iterations), losses)
+        return int(done), int(status), float(total), float(losses[0])

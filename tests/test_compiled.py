@@ -1,0 +1,343 @@
+"""The compiled training kernel (``layerwise.compiled``) against the Python step loop.
+
+Every activation, loss (each of its forms) and optimizer (each option that changes its
+formula) trains a small float64 network for several epochs both ways; the weights, the
+optimizer state and the epoch losses must agree to float64 rounding. Compiling is slow
+(seconds per kernel), so each loss case shares its kernel with one optimizer case and the
+activations share three networks.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import layerwise as lw
+from layerwise import activations, compiled, losses, optimizers
+from layerwise.guards import NonFiniteLossError
+from layerwise.layers import Dense, Dropout
+
+numba = pytest.importorskip("numba", reason="the compiled kernel needs numba: "
+                            "pip install 'layerwise[fast]'")
+
+
+def _fit_both(build, x, y, epochs=3, batch_size=16, **fit):
+    """Train two copies of ``build()``'s model, Python loop and compiled kernel; return
+    (python model, compiled model, python history, compiled history)."""
+    out = []
+    for jit in (False, True):
+        lw.utils.set_random_seed(7)
+        model = build(jit)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # jit_compile=True warns when it falls back
+            history = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0,
+                                seed=3, **fit)
+        assert history.params["jit_compiled"] is jit
+        out.append((model, history))
+    (python, hp), (kernel, hk) = out
+    return python, kernel, hp, hk
+
+
+def _assert_same(python, kernel, hp, hk, rtol=1e-9, atol=1e-12):
+    np.testing.assert_allclose(hk.history["loss"], hp.history["loss"], rtol=rtol, atol=atol)
+    for a, b in zip(kernel.get_weights(), python.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+    state_k, state_p = kernel.optimizer.get_state(), python.optimizer.get_state()
+    assert state_k["iterations"] == state_p["iterations"]
+    for name in state_p["slots"]:
+        for a, b in zip(state_k["slots"][name], state_p["slots"][name]):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+def _formula_activations():
+    seen, found = set(), []
+    for name in activations.names():
+        act = activations.get(name)
+        if type(act).formula is not None and type(act) not in seen:
+            seen.add(type(act))
+            found.append(name)
+    return found
+
+
+def test_every_activation_with_a_formula_is_covered():
+    types = {type(activations.get(n)) for n in _formula_activations()}
+    assert {activations.ReLU, activations.Tanh, activations.Softmax, activations.GELU,
+            activations.Exponential} <= types
+    assert activations.Hardmax not in types  # prediction only: no gradient, so no kernel
+
+
+ACTIVATION_GROUPS = [
+    ["linear", "sigmoid", "tanh", "relu", {"class_name": "leaky_relu",
+                                            "config": {"negative_slope": 0.2}}],
+    [{"class_name": "elu", "config": {"alpha": 0.7}}, "softmax", "exponential", "softplus",
+     "selu"],
+    ["gelu", {"class_name": "gelu", "config": {"approximate": True}}, "silu",
+     "hard_sigmoid", "mish"],
+]
+
+
+def test_groups_cover_every_activation():
+    named = {a if isinstance(a, str) else a["class_name"] for g in ACTIVATION_GROUPS for a in g}
+    assert {type(activations.get(n)) for n in named} == \
+        {type(activations.get(n)) for n in _formula_activations()}
+
+
+@pytest.mark.parametrize("group", ACTIVATION_GROUPS, ids=lambda g: "-".join(
+    a if isinstance(a, str) else a["class_name"] for a in g))
+def test_activations_match_the_python_loop(group, rng):
+    x = rng.normal(size=(100, 4)) * 0.5
+    y = rng.normal(size=(100, 2))
+
+    def build(jit):
+        layers = [Dense(5, activation=group[0], input_dim=4, dtype="float64")]
+        layers += [Dense(5, activation=a, dtype="float64") for a in group[1:]]
+        model = lw.Sequential([*layers, Dense(2, dtype="float64")])
+        model.compile(optimizers.Adam(0.01), "mse", jit_compile=jit)
+        return model
+
+    _assert_same(*_fit_both(build, x, y))
+
+
+def _targets(case, rng, n):
+    kind = case["targets"]
+    units = case["units"]
+    if kind == "binary":
+        return rng.integers(0, 2, size=(n, units)).astype(float)
+    if kind == "one_hot":
+        return np.eye(units)[rng.integers(0, units, n)]
+    if kind == "index":
+        return rng.integers(0, units, n)
+    if kind == "probabilities":
+        p = rng.random((n, units)) + 0.1
+        return p / p.sum(axis=1, keepdims=True)
+    if kind == "counts":
+        return rng.poisson(2.0, size=(n, units)).astype(float)
+    return rng.normal(size=(n, units))
+
+
+# (loss, output activation, targets); the fused cases are the last layer's logits form
+LOSS_CASES = [
+    ("mse", "linear", "real"),
+    ("mae", "linear", "real"),
+    ({"class_name": "huber", "config": {"delta": 0.5}}, "linear", "real"),
+    ("log_cosh", "tanh", "real"),
+    ("binary_crossentropy", "sigmoid", "binary"),  # fused with the sigmoid
+    ("binary_crossentropy", "hard_sigmoid", "binary"),  # from probabilities
+    ({"class_name": "binary_crossentropy", "config": {"from_logits": True}}, "linear",
+     "binary"),
+    ("categorical_crossentropy", "softmax", "one_hot"),  # fused
+    ("categorical_crossentropy", "sigmoid", "probabilities"),  # from probabilities
+    ({"class_name": "categorical_crossentropy", "config": {"from_logits": True}}, "linear",
+     "one_hot"),
+    ("sparse_categorical_crossentropy", "softmax", "index"),  # fused
+    ("poisson", "exponential", "counts"),  # fused: from the log-rate
+    ("poisson", "softplus", "counts"),
+    ("kl_divergence", "softmax", "probabilities"),
+    ("hinge", "tanh", "binary"),
+    ({"class_name": "binary_focal_crossentropy",
+      "config": {"gamma": 2.0, "alpha": 0.3, "apply_class_balancing": True}}, "sigmoid",
+     "binary"),
+]
+
+OPTIMIZER_CASES = [
+    optimizers.SGD(0.05),
+    optimizers.get({"class_name": "momentum", "config": {"learning_rate": 0.05}}),
+    optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    optimizers.SGD(0.05, momentum=0.5, weight_decay=0.1),  # decoupled decay beside it
+    optimizers.Adagrad(0.1, initial_accumulator_value=0.1),
+    optimizers.RMSprop(0.01),
+    optimizers.RMSprop(0.01, centered=True, momentum=0.5),
+    optimizers.RMSprop(0.01, initial_accumulator="first_gradient"),
+    optimizers.Adam(0.01),
+    optimizers.Adam(0.01, amsgrad=True, epsilon_style="keras"),
+    optimizers.AdamW(0.01, weight_decay=0.05),
+    optimizers.Adamax(0.01),
+    optimizers.Nadam(0.01),
+    optimizers.Adadelta(1.0),
+    optimizers.Lion(0.003),
+    optimizers.Adam(optimizers.schedules.ExponentialDecay(0.02, decay_steps=5,
+                                                          decay_rate=0.5)),
+]
+
+
+def test_cases_cover_every_loss_and_optimizer():
+    named = {losses.get(case[0]).name for case in LOSS_CASES}
+    with_formulas = {losses.get(n).name for n in losses.names()
+                     if losses.get(n).formulas() is not None}
+    assert named == with_formulas
+    assert {type(o) for o in OPTIMIZER_CASES} == {
+        type(optimizers.get(n)) for n in optimizers.OPTIMIZERS.names()}
+
+
+@pytest.mark.parametrize("index", range(len(LOSS_CASES)),
+                         ids=lambda i: f"{LOSS_CASES[i][1]}-{type(OPTIMIZER_CASES[i]).__name__}")
+def test_losses_and_optimizers_match_the_python_loop(index, rng):
+    loss, output, targets = LOSS_CASES[index]
+    units = 1 if targets == "binary" else 3
+    x = rng.normal(size=(90, 4))
+    y = _targets({"targets": targets, "units": units}, rng, 90)
+    config = optimizers.serialize(OPTIMIZER_CASES[index])
+
+    def build(jit):
+        model = lw.Sequential([Dense(6, activation="tanh", input_dim=4, dtype="float64"),
+                               Dense(units, activation=output, dtype="float64")])
+        model.compile(optimizers.get(config), loss, jit_compile=jit)
+        return model
+
+    weights = rng.random(90) + 0.5 if index % 3 == 0 else None  # sample weights too
+    _assert_same(*_fit_both(build, x, y, sample_weight=weights))
+
+
+def test_float32_matches_to_float32_rounding(rng):
+    x = rng.normal(size=(256, 2)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.float32)
+
+    def build(jit):
+        model = lw.Sequential([Dense(16, activation="tanh", input_dim=2),
+                               Dense(16, activation="tanh"), Dense(1, activation="sigmoid")])
+        model.compile(optimizers.SGD(0.05, momentum=0.9), "binary_crossentropy",
+                      jit_compile=jit)
+        return model
+
+    python, kernel, hp, hk = _fit_both(build, x, y, epochs=4, batch_size=32)
+    assert kernel.get_weights()[0].dtype == np.float32
+    _assert_same(python, kernel, hp, hk, rtol=2e-4, atol=2e-6)
+
+
+def test_loss_weights_steps_per_epoch_and_no_shuffle(rng):
+    x, y = rng.normal(size=(70, 3)), rng.normal(size=(70, 2))
+
+    def build(jit):
+        model = lw.Sequential([Dense(4, activation="relu", input_dim=3, dtype="float64"),
+                               Dense(2, dtype="float64", use_bias=False)])
+        model.compile(optimizers.Adam(0.01), "mse", loss_weights=2.5, jit_compile=jit)
+        return model
+
+    _assert_same(*_fit_both(build, x, y, steps_per_epoch=3, shuffle=False))
+
+
+def test_float32_exp_and_tanh_are_within_two_units_in_the_last_place():
+    compiled.available()
+    xp = compiled._compiled_xp()
+
+    @numba.njit
+    def both(v):
+        return xp.exp(v), xp.tanh(v)
+
+    v = np.concatenate([np.linspace(-110, 95, 400001), np.linspace(-1, 1, 200001),
+                        [0.0, -0.0, 1e-30, -1e-30]]).astype(np.float32)
+    e, t = both(v)
+    assert e.dtype == t.dtype == np.float32
+    wide = v.astype(np.float64)
+    for got, want in ((e, np.exp(wide)), (t, np.tanh(wide))):
+        finite = np.isfinite(want) & (np.abs(want) > np.finfo(np.float32).tiny) & \
+            (np.abs(want) < np.finfo(np.float32).max)
+        ulp = np.spacing(np.abs(want[finite]).astype(np.float32)).astype(np.float64)
+        assert (np.abs(got[finite] - want[finite]) / ulp).max() <= 2.0
+    special = np.array([np.nan, np.inf, -np.inf, 89.0, -200.0], dtype=np.float32)
+    e, t = both(special)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(e, np.exp(special))
+    np.testing.assert_array_equal(t, np.tanh(special))
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZER_CASES, ids=lambda o: type(o).__name__)
+def test_the_optimizer_pass_equals_the_numpy_chunks_for(optimizer, monkeypatch):
+    rng = np.random.default_rng(0)
+    n = compiled.ONE_PASS_MIN + 123
+    grads = [rng.normal(size=n) for _ in range(4)]
+    finals = []
+    for jit in ("1", "0"):
+        monkeypatch.setenv("LAYERWISE_JIT", jit)
+        opt = optimizers.get(optimizers.serialize(optimizer))
+        params = [np.linspace(-1.0, 1.0, n)]
+        for g in grads:
+            opt.apply(params, [g.copy()])
+        finals.append((params[0], opt.get_state()))
+    (p1, s1), (p0, s0) = finals
+    np.testing.assert_allclose(p1, p0, rtol=1e-12, atol=1e-14)
+    for name in s0["slots"]:
+        np.testing.assert_allclose(s1["slots"][name][0], s0["slots"][name][0], rtol=1e-12,
+                                   atol=1e-14)
+
+
+def test_a_nonfinite_loss_stops_before_its_update_as_the_python_loop(rng):
+    x = rng.normal(size=(64, 3))
+    y = rng.normal(size=(64, 1))
+    y[40] = 1e200  # its square overflows the loss of batch 3 of 4 (no shuffling)
+    errors, weights = [], []
+    for jit in (False, True):
+        lw.utils.set_random_seed(2)
+        model = lw.Sequential([Dense(4, activation="tanh", input_dim=3, dtype="float64"),
+                               Dense(1, dtype="float64")])
+        model.compile("sgd", "mse", jit_compile=jit)
+        with pytest.raises(NonFiniteLossError) as info:
+            model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        errors.append((info.value.epoch, info.value.batch, str(info.value)))
+        weights.append(model.get_weights())
+    assert errors[0] == errors[1]
+    assert errors[0][:2] == (0, 2)
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_fallback_is_explained_in_verbose_2(rng, capsys):
+    x, y = rng.normal(size=(40, 3)), rng.normal(size=(40, 1))
+    model = lw.Sequential([Dense(4, activation="relu", input_dim=3), Dropout(0.2), Dense(1)])
+    model.compile("adam", "mse")
+    history = model.fit(x, y, batch_size=4, epochs=compiled.AUTO_MIN_STEPS // 10, verbose=2)
+    assert history.params["jit_compiled"] is False
+    assert "Training step by step in Python: layer 'dropout" in capsys.readouterr().out
+    model.compile("adam", "mse", jit_compile=True)
+    with pytest.warns(UserWarning, match="jit_compile=True, but fit trains step by step in "
+                                         "Python: layer 'dropout.* is a Dropout"):
+        model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_auto_compiles_long_runs_only(rng, capsys):
+    x, y = rng.normal(size=(64, 3)), rng.normal(size=(64, 1))
+    model = lw.Sequential([Dense(3, activation="elu", input_dim=3), Dense(1)])
+    model.compile(optimizers.Adagrad(0.01), "mae")  # a kernel no other test compiles
+    assert not compiled.EpochKernel.is_compiled(model)
+    short = model.fit(x, y, batch_size=16, epochs=2, verbose=2)
+    assert short.params["jit_compiled"] is False
+    assert "step by step" not in capsys.readouterr().out  # too short to compile: quietly
+    long = model.fit(x, y, batch_size=16, epochs=compiled.AUTO_MIN_STEPS // 4, verbose=0)
+    assert long.params["jit_compiled"] is True
+    assert model.fit(x, y, batch_size=16, epochs=1, verbose=0).params["jit_compiled"] is True
+    model.compile(optimizers.Adagrad(0.01), "mae", jit_compile=False)
+    assert model.fit(x, y, epochs=1, verbose=0).params["jit_compiled"] is False
+
+
+def test_jit_compile_is_checked_and_saved(tmp_path):
+    model = lw.Sequential([Dense(2, input_dim=2)])
+    with pytest.raises(ValueError, match=r"`jit_compile` must be True, False or 'auto'\. "
+                                         r"Received: jit_compile='yes'"):
+        model.compile("sgd", "mse", jit_compile="yes")
+    model.compile("sgd", "mse", jit_compile=False)
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    assert lw.models.load_model(path).jit_compile is False
+
+
+def test_reasons_name_what_needs_python(rng):
+    x, y = rng.normal(size=(20, 2)), rng.normal(size=(20, 1))
+    model = lw.Sequential([Dense(2, input_dim=2, kernel_regularizer="l2"), Dense(1)])
+    model.compile("sgd", "mse", metrics=["mae"])
+    model.fit(x, y, epochs=1, verbose=0)
+    source = lw.data.ArraySource(x, y, None, 32)
+    assert compiled.reason_not_compiled(model, source, False) == \
+        "metrics are computed in Python"
+    model.compile("sgd", "mse")
+    model._begin("fit")
+    assert compiled.reason_not_compiled(model, source, True) == "a callback wants every batch"
+    assert compiled.reason_not_compiled(model, source, False) == \
+        "weight penalties are computed in Python"
+    model.compile(optimizers.SGD(0.1, clipnorm=1.0), "mse")
+    model.layers[0].kernel_regularizer = None
+    model.layers[0].regularizers.clear()
+    model._begin("fit")
+    assert compiled.reason_not_compiled(model, source, False) == \
+        "gradients are clipped in Python"
