@@ -16,6 +16,9 @@ PyTorch eager with its default and its fused optimizer, the loss read once per e
 ``fit`` on the JAX backend; scikit-learn's MLPClassifier (``partial_fit``: one epoch). JAX and
 PyTorch visit the samples in the same orders. With MKL installed, layerwise runs three times:
 as installed (``auto``: it measures both BLAS and keeps the faster), and with each forced.
+With numba installed (the ``fast`` extra), "layerwise" is as installed (the compiled kernel
+for runs of 1000 steps or more, see ``layerwise.compiled``), ``layerwise_jit`` compiles every
+configuration and ``layerwise_python`` runs with numba switched off (``LAYERWISE_JIT=0``).
 The report names the CPU model and vendor.
 
     python benchmarks/run.py                      # all configurations, all installed peers
@@ -110,8 +113,11 @@ def run_layerwise(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
     optimizer = {"momentum": lw.optimizers.SGD(config.learning_rate, momentum=0.9),
                  "sgd": lw.optimizers.SGD(config.learning_rate),
                  "adam": lw.optimizers.Adam(config.learning_rate)}[config.optimizer]
+    # layerwise_jit: the compiled kernel on every configuration (as installed, "auto" uses it
+    # for runs of 1000 steps or more: A and B here, whose epochs have 2048 and 1024)
+    jit = True if os.environ.get("BENCH_JIT_COMPILE") == "1" else "auto"
     model.compile(optimizer=optimizer, loss="binary_crossentropy" if config.binary
-                  else "sparse_categorical_crossentropy")
+                  else "sparse_categorical_crossentropy", jit_compile=jit)
 
     def epoch() -> None:
         model.fit(x, y, batch_size=config.batch_size, epochs=1, verbose=0)
@@ -313,8 +319,11 @@ def run_keras(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
     optimizer = (keras.optimizers.Adam(config.learning_rate) if config.optimizer == "adam"
                  else keras.optimizers.SGD(config.learning_rate, momentum=0.9
                                            if config.optimizer == "momentum" else 0.0))
+    # layerwise_jit: the compiled kernel on every configuration (as installed, "auto" uses it
+    # for runs of 1000 steps or more: A and B here, whose epochs have 2048 and 1024)
+    jit = True if os.environ.get("BENCH_JIT_COMPILE") == "1" else "auto"
     model.compile(optimizer=optimizer, loss="binary_crossentropy" if config.binary
-                  else "sparse_categorical_crossentropy")
+                  else "sparse_categorical_crossentropy", jit_compile=jit)
 
     def epoch() -> None:
         model.fit(x, y, batch_size=config.batch_size, epochs=1, verbose=0, shuffle=True)
@@ -325,6 +334,8 @@ def run_keras(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
 FRAMEWORKS: dict[str, tuple[str, Callable[..., Runner]]] = {
     "layerwise": ("layerwise", run_layerwise),
     "layerwise_numpy": ("layerwise", run_layerwise),
+    "layerwise_jit": ("layerwise", run_layerwise),
+    "layerwise_python": ("layerwise", run_layerwise),
     "torch": ("torch", run_torch),
     "torch_fused": ("torch", lambda c, x, y: run_torch(c, x, y, fused=True)),
     "torch_compile": ("torch", lambda c, x, y: run_torch(c, x, y, compiled=True)),
@@ -334,6 +345,8 @@ FRAMEWORKS: dict[str, tuple[str, Callable[..., Runner]]] = {
     "sklearn": ("sklearn", run_sklearn),
 }
 LABELS = {"layerwise": "layerwise", "layerwise_numpy": "layerwise (NumPy BLAS)",
+          "layerwise_jit": "layerwise, jit_compile=True",
+          "layerwise_python": "layerwise without numba",
           "layerwise_mkl": "layerwise (MKL)", "torch": "PyTorch eager",
           "torch_fused": "PyTorch eager, fused optimizer", "torch_compile": "torch.compile",
           "jax": "JAX jit (one call per step)", "jax_scan": "JAX jit + lax.scan epoch",
@@ -342,6 +355,8 @@ FRAMEWORKS["layerwise_mkl"] = ("layerwise", run_layerwise)
 #: environment of each framework's child process: layerwise as installed ("auto" measures),
 #: and with each BLAS forced; Keras on its JAX backend
 ENVIRONMENT = {"layerwise_numpy": {"LAYERWISE_BLAS": "numpy"},
+               "layerwise_jit": {"BENCH_JIT_COMPILE": "1"},
+               "layerwise_python": {"LAYERWISE_JIT": "0"},
                "layerwise_mkl": {"LAYERWISE_BLAS": "mkl"},
                "keras_jax": {"KERAS_BACKEND": "jax"}}
 

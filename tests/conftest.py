@@ -45,7 +45,7 @@ def _use_blas(name, monkeypatch):
     if name == "mkl":
         if blas._load_mkl() is None:
             pytest.skip("MKL is not installed: pip install 'layerwise[mkl]'")
-        for threshold in ("MIN_GEMM_WORK", "MIN_VECTOR_LENGTH", "MIN_BIAS_SIZE"):
+        for threshold in ("MIN_GEMM_WORK", "MIN_BIAS_SIZE"):
             monkeypatch.setattr(blas, threshold, 0)
     previous = blas._choice
     blas.set_blas(name)

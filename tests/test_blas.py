@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from layerwise import Sequential, blas, optimizers
+from layerwise import Sequential, blas
 from layerwise.layers import Dense
 
 needs_mkl = pytest.mark.skipif(blas._load_mkl() is None,
@@ -71,38 +71,6 @@ def test_gemm_with_an_empty_inner_dimension_gives_zeros(mkl):
     assert not out.any()
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_vector_kernels_match_numpy(mkl, dtype, rng):
-    x, y = (rng.uniform(0.5, 2.0, 1000).astype(dtype) for _ in range(2))
-    tol = {"rtol": 1e-6 if dtype == np.float32 else 1e-13}
-    out = y.copy()
-    mkl.axpby(0.3, x, 0.7, out)
-    np.testing.assert_allclose(out, 0.3 * x + 0.7 * y, **tol)
-    out = y.copy()
-    mkl.axpy(-2.0, x, out)
-    np.testing.assert_allclose(out, y - 2.0 * x, **tol)
-    out = y.copy()
-    mkl.scal(0.25, out)
-    np.testing.assert_allclose(out, 0.25 * y, **tol)
-    out = np.empty_like(x)
-    mkl.sqr(x, out)
-    np.testing.assert_allclose(out, x * x, **tol)
-    mkl.sqrt(x, out)
-    np.testing.assert_allclose(out, np.sqrt(x), **tol)
-    mkl.fmax(x, y, out)
-    np.testing.assert_array_equal(out, np.maximum(x, y))
-    mkl.linear_frac(x, y, 2.0, 1.0, 3.0, 0.5, out)
-    np.testing.assert_allclose(out, (2 * x + 1) / (3 * y + 0.5), **tol)
-
-
-def test_linear_frac_writes_into_its_divisor(mkl, rng):
-    m = rng.normal(size=500).astype(np.float32)
-    w = rng.uniform(0.1, 1.0, 500).astype(np.float32)
-    expected = m / (3.0 * w + 1e-3)
-    mkl.linear_frac(m, w, 1.0, 0.0, 3.0, 1e-3, w)  # as Adam's update does
-    np.testing.assert_allclose(w, expected, rtol=1e-6)
-
-
 def test_add_bias(mkl, rng):
     z = rng.normal(size=(9, 4)).astype(np.float32)
     bias = rng.normal(size=4).astype(np.float32)
@@ -123,41 +91,9 @@ def test_add_bias(mkl, rng):
     np.testing.assert_allclose(wide, expected, rtol=1e-6)
 
 
-OPTIMIZERS = {
-    "sgd": lambda: optimizers.SGD(0.1),
-    "momentum": lambda: optimizers.SGD(0.1, momentum=0.9),
-    "nesterov": lambda: optimizers.SGD(0.1, momentum=0.9, nesterov=True),
-    "adam": lambda: optimizers.Adam(0.01),
-    "amsgrad": lambda: optimizers.Adam(0.01, beta_1=0.8, amsgrad=True),
-    "adamw": lambda: optimizers.AdamW(0.01, weight_decay=0.1),
-}
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-@needs_mkl
-def test_optimizer_updates_agree_with_the_numpy_path(name, dtype, monkeypatch, rng):
-    monkeypatch.setattr(blas, "MIN_VECTOR_LENGTH", 0)
-    start = rng.normal(size=3000).astype(dtype)
-    grads = [rng.normal(size=3000).astype(dtype) for _ in range(6)]
-    results = {}
-    previous = blas._choice
-    try:
-        for choice in ("numpy", "mkl"):
-            blas.set_blas(choice)
-            param, optimizer = start.copy(), OPTIMIZERS[name]()
-            for g in grads:
-                optimizer.apply([param], [g.copy()])
-            results[choice] = param
-    finally:
-        blas.set_blas(previous)
-    tol = 1e-6 if dtype == np.float32 else 1e-13
-    np.testing.assert_allclose(results["mkl"], results["numpy"], rtol=tol, atol=tol)
-
-
 @needs_mkl
 def test_training_agrees_between_the_two_libraries(monkeypatch, rng):
-    for threshold in ("MIN_GEMM_WORK", "MIN_VECTOR_LENGTH", "MIN_BIAS_SIZE"):
+    for threshold in ("MIN_GEMM_WORK", "MIN_BIAS_SIZE"):
         monkeypatch.setattr(blas, threshold, 0)
     x = rng.normal(size=(256, 20)).astype(np.float32)
     y = rng.integers(0, 4, 256)

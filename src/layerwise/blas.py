@@ -1,15 +1,14 @@
-"""Where the matrix multiplies and the optimizers' vector kernels come from.
+"""Where the matrix multiplies come from.
 
 By default every matrix multiply is ``xp.matmul``: NumPy's own BLAS (OpenBLAS in the NumPy
-wheels). When Intel's MKL is installed (``pip install 'layerwise[mkl]'``), layerwise calls its
-``sgemm``/``dgemm`` directly instead, and the Adam and SGD updates run as a few of MKL's
-multi-threaded vector routines (BLAS ``axpby``, VML ``Sqrt``/``LinearFrac``) rather than a
-dozen single-threaded NumPy passes. Nothing else changes: the same layers, the same results to
-float rounding.
+wheels). When Intel's MKL is installed (``pip install 'layerwise[mkl]'``), layerwise may call
+its ``sgemm``/``dgemm`` directly instead, and add biases as MKL rank-1 updates. Nothing else
+changes: the same layers, the same results to float rounding. (The optimizers' updates are
+one compiled pass with numba installed, see ``layerwise.compiled``, whatever the BLAS.)
 
 Why: on the training shapes of a dense network (a batch of 128 against 512-wide layers) MKL's
-GEMM is 1.35x faster than the OpenBLAS NumPy ships, and the fused optimizer update halves the
-time of NumPy's (see ``docs/benchmarks.md``).
+GEMM was 1.35x faster than the OpenBLAS NumPy ships on an Intel Xeon (see
+``docs/benchmarks.md``).
 
 Choose with ``set_blas("mkl" | "numpy" | "auto")`` or the environment variable
 ``LAYERWISE_BLAS`` (read at import). ``"auto"``, the default, decides by measurement: when MKL
@@ -43,7 +42,7 @@ import numpy as np
 
 from .backend import backend_name, xp
 
-__all__ = ["MIN_BIAS_SIZE", "MIN_GEMM_WORK", "MIN_VECTOR_LENGTH", "MKL", "active", "add_bias",
+__all__ = ["MIN_BIAS_SIZE", "MIN_GEMM_WORK", "MKL", "active", "add_bias",
            "blas_name", "decide", "decision", "matmul", "one_thread_pool", "pending",
            "set_blas"]
 
@@ -51,10 +50,6 @@ __all__ = ["MIN_BIAS_SIZE", "MIN_GEMM_WORK", "MIN_VECTOR_LENGTH", "MKL", "active
 #: start-up costs more than it saves (measured: 64x64x128 takes 14 µs in MKL, 8 µs in NumPy;
 #: 128x128x128 28 µs against 34 µs)
 MIN_GEMM_WORK = 1 << 20
-#: elements from which the optimizers use MKL's vector kernels: below, six foreign calls cost
-#: more than NumPy's passes (Adam on 65,536 parameters: 102 µs in MKL, 85 µs in NumPy; on
-#: 131,072: 115 µs against 204 µs)
-MIN_VECTOR_LENGTH = 100_000
 #: entries of z from which a bias is added by MKL (256x512: 11 µs against NumPy's 21 µs;
 #: 1024x512: 25 µs against 93 µs)
 MIN_BIAS_SIZE = 1 << 17
@@ -65,11 +60,8 @@ _CHOICES = ("auto", "mkl", "numpy")
 
 
 class MKL:
-    """ctypes bindings to the few MKL routines layerwise uses, float32 and float64.
-
-    Vector routines take 1-D contiguous arrays of one dtype and work in place where the
-    argument is named ``y`` or ``out``. Raises ``OSError`` when the library cannot be loaded.
-    """
+    """ctypes bindings to the two MKL routines layerwise uses (GEMM and the rank-1 update),
+    float32 and float64. Raises ``OSError`` when the library cannot be loaded."""
 
     def __init__(self, path: str | None = None) -> None:
         path = path or _find_mkl()
@@ -84,13 +76,6 @@ class MKL:
             spec = {
                 "gemm": (f"cblas_{char}gemm", [i] * 6 + [real, p, i, p, i, real, p, i]),
                 "ger": (f"cblas_{char}ger", [i, i, i, real, p, i, p, i, p, i]),
-                "axpby": (f"cblas_{char}axpby", [i, real, p, i, real, p, i]),
-                "axpy": (f"cblas_{char}axpy", [i, real, p, i, p, i]),
-                "scal": (f"cblas_{char}scal", [i, real, p, i]),
-                "sqr": (f"v{char}Sqr", [i, p, p]),
-                "sqrt": (f"v{char}Sqrt", [i, p, p]),
-                "fmax": (f"v{char}Fmax", [i, p, p, p]),
-                "linear_frac": (f"v{char}LinearFrac", [i, p, p, real, real, real, real, p]),
             }
             for op, (symbol, argtypes) in spec.items():
                 fn = getattr(lib, symbol)
@@ -151,47 +136,7 @@ class MKL:
                                 _ptr(z), ld)
         return True
 
-    # -- vector kernels (1-D contiguous arrays of one dtype) -----------------------------
-    # Each call costs a few microseconds of ctypes overhead, so callers pass long vectors.
-    def axpby(self, alpha: float, x: np.ndarray, beta: float, y: np.ndarray) -> None:
-        """y <- α x + β y."""
-        self._fn[("axpby", _NAMES[y.dtype.char])](_n(y), alpha, _ptr(x), 1, beta, _ptr(y), 1)
-
-    def axpy(self, alpha: float, x: np.ndarray, y: np.ndarray) -> None:
-        """y <- α x + y."""
-        self._fn[("axpy", _NAMES[y.dtype.char])](_n(y), alpha, _ptr(x), 1, _ptr(y), 1)
-
-    def scal(self, alpha: float, y: np.ndarray) -> None:
-        """y <- α y."""
-        self._fn[("scal", _NAMES[y.dtype.char])](_n(y), alpha, _ptr(y), 1)
-
-    def sqr(self, x: np.ndarray, out: np.ndarray) -> None:
-        """out <- x²."""
-        self._fn[("sqr", _NAMES[out.dtype.char])](_n(out), _ptr(x), _ptr(out))
-
-    def sqrt(self, x: np.ndarray, out: np.ndarray) -> None:
-        """out <- √x."""
-        self._fn[("sqrt", _NAMES[out.dtype.char])](_n(out), _ptr(x), _ptr(out))
-
-    def fmax(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-        """out <- max(a, b), element-wise."""
-        self._fn[("fmax", _NAMES[out.dtype.char])](_n(out), _ptr(a), _ptr(b), _ptr(out))
-
-    def linear_frac(self, a: np.ndarray, b: np.ndarray, scale_a: float, shift_a: float,
-                    scale_b: float, shift_b: float, out: np.ndarray) -> None:
-        """out <- (scale_a·a + shift_a) / (scale_b·b + shift_b), element-wise."""
-        self._fn[("linear_frac", _NAMES[out.dtype.char])](
-            _n(out), _ptr(a), _ptr(b), scale_a, shift_a, scale_b, shift_b, _ptr(out))
-
-
 _NAMES = {"f": "float32", "d": "float64"}
-
-
-def _n(y: np.ndarray) -> int:
-    n = y.shape[0]
-    if n > _INT_MAX:
-        raise ValueError(f"MKL vector kernels take at most {_INT_MAX} elements. Received: {n}")
-    return n
 
 
 def _ptr(a: np.ndarray) -> int:
