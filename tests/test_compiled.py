@@ -296,7 +296,8 @@ def test_fallback_is_explained_in_verbose_2(rng, capsys):
         model.fit(x, y, epochs=1, verbose=0)
 
 
-def test_auto_compiles_long_runs_only(rng, capsys):
+def test_auto_compiles_long_runs_only(rng, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path))  # nothing compiled before
     x, y = rng.normal(size=(64, 3)), rng.normal(size=(64, 1))
     model = lw.Sequential([Dense(3, activation="elu", input_dim=3), Dense(1)])
     model.compile(optimizers.Adagrad(0.01), "mae")  # a kernel no other test compiles
@@ -309,6 +310,10 @@ def test_auto_compiles_long_runs_only(rng, capsys):
     assert model.fit(x, y, batch_size=16, epochs=1, verbose=0).params["jit_compiled"] is True
     model.compile(optimizers.Adagrad(0.01), "mae", jit_compile=False)
     assert model.fit(x, y, epochs=1, verbose=0).params["jit_compiled"] is False
+    # another process finds the kernel in the cache directory and uses it for short runs
+    assert list(tmp_path.glob("kernels/__pycache__/epoch_*.nbi"))
+    compiled._kernels.clear()
+    assert compiled.EpochKernel.is_compiled(model)
 
 
 def test_jit_compile_is_checked_and_saved(tmp_path):
@@ -341,3 +346,29 @@ def test_reasons_name_what_needs_python(rng):
     model._begin("fit")
     assert compiled.reason_not_compiled(model, source, False) == \
         "gradients are clipped in Python"
+
+
+def test_tiny_optimizer_state_is_flushed_at_the_same_step(rng):
+    """Optimizer.apply zeroes state below 1e-30 every FLUSH_EVERY steps; the kernel too."""
+    from layerwise.optimizers.base import FLUSH_EVERY
+
+    x, y = rng.normal(size=(64, 3)), rng.normal(size=(64, 1))
+    states = []
+    for jit in (False, True):
+        lw.utils.set_random_seed(4)
+        model = lw.Sequential([Dense(4, activation="relu", input_dim=3, dtype="float64"),
+                               Dense(1, dtype="float64")])
+        model.compile(optimizers.Adam(0.001), "mse", jit_compile=jit)
+        model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+        bias = model.layers[0].params["bias"]
+        bias[0] = -1e6  # unit 0 is dead from now on: its kernel column gets no gradient
+        opt = model.optimizer
+        opt.iterations = FLUSH_EVERY - 2
+        for slot in opt._flat[2].values():
+            slot[...] = 1e-31
+        model.fit(x, y, batch_size=64, epochs=3, verbose=0)  # steps 99, 100 and 101
+        states.append(opt.get_state())
+    for name in ("m", "v"):
+        python, kernel = states[0]["slots"][name][0], states[1]["slots"][name][0]
+        np.testing.assert_array_equal(python[:, 0], 0.0)  # flushed at step 100
+        np.testing.assert_allclose(kernel, python, rtol=1e-9, atol=0)

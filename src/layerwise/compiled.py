@@ -4,7 +4,7 @@ On a small network the NumPy path spends most of a step in Python (about 100 µs
 config A's 2-16-16-1 network, whose arithmetic takes a few µs). When numba is installed
 (``pip install 'layerwise[fast]'``), ``fit`` hands whole runs of steps to one compiled
 kernel instead: gather the batch, forward, loss, backward, optimizer update and the
-finiteness checks, for up to ``FLUSH_EVERY`` steps per call.
+finiteness checks, for up to ``MAX_STEPS`` steps per call.
 
 Nothing is written twice. The kernel is generated for the model's layer sizes and compiled
 from the same functions the NumPy path runs: each activation's ``formula`` and
@@ -41,12 +41,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AUTO_MIN_STEPS", "ONE_PASS_MIN", "EpochKernel", "available", "jit_formula",
+from .optimizers.base import FLUSH_EVERY, TINY
+
+__all__ = ["AUTO_MIN_STEPS", "MAX_STEPS", "ONE_PASS_MIN", "EpochKernel", "available", "jit_formula",
            "reason_not_compiled", "update_in_one_pass"]
 
 #: ``jit_compile="auto"`` compiles a network's kernel (about a second) for runs of at least
 #: this many steps; a network whose kernel is compiled already uses it for any run
 AUTO_MIN_STEPS = 1000
+#: steps per kernel call at most: a Ctrl-C waits for the call to end
+MAX_STEPS = 1024
 #: parameters from which ``Optimizer.update`` runs its compiled pass (below it, the call
 #: costs more than the NumPy chunks)
 ONE_PASS_MIN = 4096
@@ -281,22 +285,31 @@ def _qualified(function: Any) -> str:
     return f"{original.__module__}.{original.__qualname__}"
 
 
-def _compile(source: str, name: str, scope: dict[str, Any]) -> Any:
-    """Compile the function ``name`` defined by ``source``, calling the compiled functions
-    in ``scope``. The source is written to a file in ``_cache_dir()`` named by its digest,
-    so that numba keeps the machine code there: a later process loads it in milliseconds
-    instead of compiling again (several seconds for a training kernel)."""
+def _cache_file(source: str, name: str, scope: dict[str, Any]) -> tuple[str, Path | None]:
+    """The full source of the function ``name`` and the file it is kept in (None when there
+    is no writable cache directory)."""
     # the functions the source calls are part of what it means: name them in it, so that
     # two kernels differing only in them get different files (and numba caches)
     called = "".join(f"# {key} = {_qualified(value)}\n" for key, value in sorted(scope.items()))
     source = f"{called}import numpy as np\n\n\n{source}"
     directory = _cache_dir()
     if directory is None:
+        return source, None
+    digest = hashlib.sha256((_sources_digest() + source).encode()).hexdigest()[:24]
+    return source, directory / f"{name}_{digest}.py"
+
+
+def _compile(source: str, name: str, scope: dict[str, Any]) -> Any:
+    """Compile the function ``name`` defined by ``source``, calling the compiled functions
+    in ``scope``. The source is written to a file in ``_cache_dir()`` named by its digest,
+    so that numba keeps the machine code there: a later process loads it in milliseconds
+    instead of compiling again (several seconds for a training kernel)."""
+    source, path = _cache_file(source, name, scope)
+    if path is None:
         namespace = {"np": np, **scope}
         exec(compile(source, f"<layerwise.compiled {name}>", "exec"), namespace)
         return _numba.njit(error_model="numpy")(namespace[name])
-    digest = hashlib.sha256((_sources_digest() + source).encode()).hexdigest()[:24]
-    path = directory / f"{name}_{digest}.py"
+    digest = path.stem.rsplit("_", 1)[1]
     if not path.exists():  # written whole or not at all: another process may read it
         part = path.with_suffix(f".{os.getpid()}.tmp")
         part.write_text(source)
@@ -490,6 +503,11 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
               "            bad |= r[0] - r[0] != 0.0  # NaN or infinite"]
     lines += [f"            {s}[i] = r[{k + 1}]"
               for k, (s, on) in enumerate(zip(slots, present)) if on]
+    # Optimizer.flush_subnormal_state, at the same steps: state below TINY becomes 0
+    lines += [f"        if (it0 + s + 1) % {FLUSH_EVERY} == 0:",
+              "            for i in range(P.shape[0]):"]
+    lines += [f"                if abs({s}[i]) < {TINY}:\n                    {s}[i] = 0.0"
+              for s, on in zip(slots, present) if on] or ["                pass"]
     lines += ["        total += loss * m",
               "        losses[0] = loss",
               "        if bad and (it0 + s + 1) % every == 0:",
@@ -516,15 +534,7 @@ class EpochKernel:
         self.key = key = self.key_of(model)
         self.function = _kernels.get(key)
         if self.function is None:
-            scope = {"cast": _cast_function(), "loss_value": jit_formula(loss.formulas()[0]),
-                     "loss_grad": jit_formula(loss.formulas()[1]),
-                     "opt": jit_formula(optimizer.formula)}
-            for i, act in enumerate(acts):
-                scope[f"f{i}"] = jit_formula(type(act).formula)
-                scope[f"df{i}"] = jit_formula(type(act).gradient_formula)
-            source = _kernel_source(model, self.fused, [a.elementwise for a in acts],
-                                    [len(a.hyper()) for a in acts], len(loss.hyper()),
-                                    self.present, n_opt_hyper, self.decoupled, self.dtype)
+            source, scope = self.plan(model)
             self.function = _kernels[key] = _compile(source, "epoch", scope)
         width = max([len(a.hyper()) for a in acts] + [1])
         self.ahyper = np.zeros((len(acts), width))
@@ -549,9 +559,32 @@ class EpochKernel:
                 np.dtype(model.dtype).name)
 
     @staticmethod
+    def plan(model: Any) -> tuple[str, dict[str, Any]]:
+        """The kernel's source and the compiled functions it calls."""
+        loss, optimizer = model._fused or model.loss, model.optimizer
+        acts = [layer.activation for layer in model.layers]
+        scope = {"cast": _cast_function(), "loss_value": jit_formula(loss.formulas()[0]),
+                 "loss_grad": jit_formula(loss.formulas()[1]),
+                 "opt": jit_formula(optimizer.formula)}
+        for i, act in enumerate(acts):
+            scope[f"f{i}"] = jit_formula(type(act).formula)
+            scope[f"df{i}"] = jit_formula(type(act).gradient_formula)
+        *_, n_opt_hyper, decoupled, dtype = EpochKernel.key_of(model)
+        present = tuple(name in optimizer.slot_names for name in optimizer.formula_slots)
+        source = _kernel_source(model, model._fused is not None, [a.elementwise for a in acts],
+                                [len(a.hyper()) for a in acts], len(loss.hyper()), present,
+                                n_opt_hyper, decoupled, dtype)
+        return source, scope
+
+    @staticmethod
     def is_compiled(model: Any) -> bool:
-        """Whether this model's kernel is compiled already (in this process)."""
-        return EpochKernel.key_of(model) in _kernels
+        """Whether this model's kernel is compiled already: in this process, or kept in the
+        cache directory by an earlier one (then loading it takes milliseconds)."""
+        if EpochKernel.key_of(model) in _kernels:
+            return True
+        source, scope = EpochKernel.plan(model)
+        path = _cache_file(source, "epoch", scope)[1]
+        return path is not None and any(path.parent.glob(f"__pycache__/{path.stem}.*.nbi"))
 
     def _offsets(self) -> np.ndarray:
         flat = self.model._flat_params

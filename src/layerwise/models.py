@@ -48,7 +48,7 @@ from .input_checks import (
 )
 from .layers import InputLayer, Layer
 from .layers.base import LAYERS, check_positive_int
-from .optimizers.base import FLUSH_EVERY, tiling_base
+from .optimizers.base import tiling_base
 from .utils import global_rng, make_rng
 
 __all__ = ["Model", "Sequential", "NonFiniteLossError", "NonFiniteWeightsError", "clone_model",
@@ -962,22 +962,22 @@ class Sequential:
     def _compiled_epoch(self, kernel: Any, train: Any, rng: Any, point: StatePoint,
                         epoch: int, callback_list: CallbackList, totals: _Totals
                         ) -> tuple[int, int]:
-        """One epoch in the compiled kernel, in stretches ending where the optimizer flushes
-        its tiny state (as ``Optimizer.apply`` does every ``FLUSH_EVERY`` steps). Returns the
-        samples seen and the index of the last batch, as the Python loop leaves them."""
+        """One epoch in the compiled kernel, in stretches of at most ``compiled.MAX_STEPS``
+        steps. Returns the samples seen and the index of the last batch, as the Python loop
+        leaves them."""
+        from .compiled import MAX_STEPS
+
         n, batch, steps = train.samples, train.batch_size, train.steps
         order = np.arange(n) if rng is None else rng.permutation(n)
         optimizer, guard = self.optimizer, self._guard
         seen = step = 0
         while step < steps:
-            chunk = min(steps - step, FLUSH_EVERY - optimizer.iterations % FLUSH_EVERY)
+            chunk = min(steps - step, MAX_STEPS)
             if guard is not None:  # a Ctrl-C now waits until the stretch is whole
                 guard.critical = True
             try:
                 done, status, total, last = kernel.run(order, step, chunk, batch)
-                optimizer.iterations += done
-                if done and optimizer.iterations % FLUSH_EVERY == 0:
-                    optimizer.flush_subnormal_state()
+                optimizer.iterations += done  # the kernel flushed tiny state as apply does
             finally:
                 if guard is not None:
                     guard.critical = False
