@@ -580,6 +580,8 @@ class EpochKernel:
     def is_compiled(model: Any) -> bool:
         """Whether this model's kernel is compiled already: in this process, or kept in the
         cache directory by an earlier one (then loading it takes milliseconds)."""
+        if not available():
+            return False
         if EpochKernel.key_of(model) in _kernels:
             return True
         source, scope = EpochKernel.plan(model)
