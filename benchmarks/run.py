@@ -320,12 +320,8 @@ def run_keras(config: Config, x: np.ndarray, y: np.ndarray) -> Runner:
     optimizer = (keras.optimizers.Adam(config.learning_rate) if config.optimizer == "adam"
                  else keras.optimizers.SGD(config.learning_rate, momentum=0.9
                                            if config.optimizer == "momentum" else 0.0))
-    # the compiled kernel (layerwise.compiled). fit(epochs=1) is called once per timed epoch
-    # here; "auto" would compile only for runs of 1000 steps or more (a real fit of 10 epochs
-    # of C has 1280), so the harness asks for it, as JAX's is jitted
-    jit = os.environ.get("BENCH_JIT_COMPILE", "1") == "1" or "auto"
     model.compile(optimizer=optimizer, loss="binary_crossentropy" if config.binary
-                  else "sparse_categorical_crossentropy", jit_compile=jit)
+                  else "sparse_categorical_crossentropy")
 
     def epoch() -> None:
         model.fit(x, y, batch_size=config.batch_size, epochs=1, verbose=0, shuffle=True)
