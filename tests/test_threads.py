@@ -77,6 +77,17 @@ def test_short_fits_change_nothing():
     assert machine.applied == [2]
 
 
+def test_stretches_of_steps_count_as_their_steps():
+    """The compiled kernel reports its steps a stretch at a time: step(n)."""
+    machine = _Machine({2: 0.05, 1: 0.003})  # a loaded machine
+    governor = threads.Governor([2, 1], machine.apply, machine.clock)
+    while machine.now < 10.0:
+        machine.now += 16 * machine.seconds_per_step[machine.threads]
+        governor.step(16)
+    assert governor.choice == 1 and machine.threads == 1
+    assert governor.history[0][0][1] == pytest.approx(1 / 0.003)
+
+
 @pytest.mark.parametrize("value", [0, -1, 1.5, "two", True])
 def test_set_threads_validates(value):
     with pytest.raises(ValueError, match="`threads` must be a positive integer"):

@@ -43,14 +43,17 @@ import numpy as np
 
 from .optimizers.base import FLUSH_EVERY, TINY
 
-__all__ = ["AUTO_MIN_STEPS", "MAX_STEPS", "ONE_PASS_MIN", "EpochKernel", "available", "jit_formula",
-           "reason_not_compiled", "update_in_one_pass"]
+__all__ = ["AUTO_MIN_STEPS", "MAX_STEPS", "ONE_PASS_MIN", "STRETCH", "EpochKernel",
+           "available", "jit_formula", "reason_not_compiled", "update_in_one_pass"]
 
 #: ``jit_compile="auto"`` compiles a network's kernel (about a second) for runs of at least
 #: this many steps; a network whose kernel is compiled already uses it for any run
 AUTO_MIN_STEPS = 1000
 #: steps per kernel call at most: a Ctrl-C waits for the call to end
 MAX_STEPS = 1024
+#: seconds per kernel call, about: between calls the thread governor of ``layerwise.threads``
+#: counts the steps made (so the kernel's BLAS threads follow the load as the Python loop's)
+STRETCH = 0.05
 #: parameters from which ``Optimizer.update`` runs its compiled pass (below it, the call
 #: costs more than the NumPy chunks)
 ONE_PASS_MIN = 4096
@@ -542,6 +545,8 @@ class EpochKernel:
             self.ahyper[i, :len(act.hyper())] = act.hyper()
         self.lhyper = np.array([*loss.hyper(), 0.0], dtype=np.float64)
         self.n_opt_hyper = n_opt_hyper
+        #: seconds per step, as last measured (a first stretch of 16 steps measures it)
+        self.step_time = STRETCH / 16
 
     @staticmethod
     def key_of(model: Any) -> tuple[Any, ...]:

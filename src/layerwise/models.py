@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -965,14 +966,16 @@ class Sequential:
         """One epoch in the compiled kernel, in stretches of at most ``compiled.MAX_STEPS``
         steps. Returns the samples seen and the index of the last batch, as the Python loop
         leaves them."""
-        from .compiled import MAX_STEPS
+        from .compiled import MAX_STEPS, STRETCH
 
         n, batch, steps = train.samples, train.batch_size, train.steps
         order = np.arange(n) if rng is None else rng.permutation(n)
-        optimizer, guard = self.optimizer, self._guard
+        optimizer, guard, governor = self.optimizer, self._guard, self._governor
         seen = step = 0
         while step < steps:
-            chunk = min(steps - step, MAX_STEPS)
+            # stretches of about STRETCH seconds: the thread governor measures between them
+            chunk = min(steps - step, MAX_STEPS, max(1, int(STRETCH / kernel.step_time)))
+            started = time.perf_counter()
             if guard is not None:  # a Ctrl-C now waits until the stretch is whole
                 guard.critical = True
             try:
@@ -981,6 +984,10 @@ class Sequential:
             finally:
                 if guard is not None:
                     guard.critical = False
+            if done:
+                kernel.step_time = (time.perf_counter() - started) / done
+                if governor is not None:
+                    governor.step(done)
             seen += min(n, (step + done) * batch) - step * batch
             totals.add(0, total)
             step += done

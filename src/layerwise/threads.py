@@ -81,7 +81,8 @@ class Governor:
     """Chooses among ``candidates`` thread counts by the step rate each achieves.
 
     ``apply(n)`` sets the thread count; ``clock()`` gives seconds (both injectable, so the
-    decisions can be tested with forced timings). Call ``step()`` after every training step.
+    decisions can be tested with forced timings). Call ``step()`` after every training step
+    (``step(n)`` after n).
     """
 
     def __init__(self, candidates: list[int], apply: Callable[[int], None],
@@ -105,8 +106,9 @@ class Governor:
         self.window_start = self.clock()
         self.steps = 0
 
-    def step(self) -> None:
-        self.steps += 1
+    def step(self, count: int = 1) -> None:
+        """After ``count`` training steps (the compiled kernel reports a stretch at once)."""
+        self.steps += count
         now = self.clock()
         elapsed = now - self.window_start
         if self.probing is None:
