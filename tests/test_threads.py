@@ -110,6 +110,7 @@ def test_fit_restores_the_thread_count_and_fixed_settings_hold(monkeypatch):
     pytest.importorskip("threadpoolctl")
     x = np.random.default_rng(0).normal(size=(256, 8)).astype("float32")
     y = np.zeros(256, dtype=int)
+    _model().fit(x[:8], y[:8], epochs=1, verbose=0)  # loads every library fit uses (numba's)
     before = _threadpool_threads()
     seen = []
     monkeypatch.setattr(threads, "WINDOW", 0.0)
