@@ -404,3 +404,26 @@ def test_a_kernel_compiled_by_one_process_serves_the_next(tmp_path):
     assert run(compiled.AUTO_MIN_STEPS // 4) == "True"  # long: compiled, and kept
     assert list(tmp_path.glob("kernels/__pycache__/epoch_*.nbi"))
     assert run(2) == "True"  # a short run now loads the kept kernel
+
+
+class _Cube(activations.Activation):
+    """A user's activation whose formula numba cannot compile (a Python list comprehension
+    over a dict)."""
+
+    @staticmethod
+    def formula(z):
+        return z * sum(v for v in {"a": 1.0}.values())
+
+    @staticmethod
+    def gradient_formula(z, y):
+        return z * 0.0 + 1.0
+
+
+def test_a_formula_numba_cannot_compile_falls_back_with_a_warning(rng):
+    x, y = rng.normal(size=(32, 2)), rng.normal(size=(32, 1))
+    model = lw.Sequential([Dense(3, activation=_Cube(), input_dim=2), Dense(1)])
+    model.compile("sgd", "mse", jit_compile=True)
+    with pytest.warns(UserWarning, match="the compiled kernel failed to build"):
+        history = model.fit(x, y, epochs=2, verbose=0)
+    assert history.params["jit_compiled"] is False
+    assert np.isfinite(history.history["loss"]).all()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import marshal
 import math
 import os
 import sys
@@ -43,7 +44,7 @@ import numpy as np
 
 from .optimizers.base import FLUSH_EVERY, TINY
 
-__all__ = ["AUTO_MIN_STEPS", "MAX_STEPS", "ONE_PASS_MIN", "STRETCH", "EpochKernel",
+__all__ = ["AUTO_MIN_STEPS", "MAX_STEPS", "ONE_PASS_MIN", "STRETCH", "CompileError", "EpochKernel",
            "available", "jit_formula", "reason_not_compiled", "update_in_one_pass"]
 
 #: ``jit_compile="auto"`` compiles a network's kernel (about a second) for runs of at least
@@ -66,6 +67,10 @@ _digest: str | None = None
 _xp_module: types.ModuleType | None = None
 _as_float32: Any = None
 _cast: Any = None
+
+
+class CompileError(RuntimeError):
+    """numba could not compile a kernel (a user's formula it does not support, say)."""
 
 
 def available() -> bool:
@@ -284,8 +289,13 @@ def _sources_digest() -> str:
 
 
 def _qualified(function: Any) -> str:
+    """The function's name and a digest of its code (a user's formula is not in the digest
+    of layerwise's own files)."""
     original = getattr(function, "py_func", function)
-    return f"{original.__module__}.{original.__qualname__}"
+    code = getattr(original, "__code__", None)
+    digest = "" if code is None else \
+        " " + hashlib.sha256(marshal.dumps(code)).hexdigest()[:12]
+    return f"{original.__module__}.{original.__qualname__}{digest}"
 
 
 def _cache_file(source: str, name: str, scope: dict[str, Any]) -> tuple[str, Path | None]:
@@ -618,7 +628,11 @@ class EpochKernel:
         units_denominator = 1.0 if self.loss.sums_units else float(units)
         self.units_denominator = units_denominator
         if not self.function.signatures:  # compile (or load) now: a run of no steps
-            self.run(np.arange(self.x.shape[0]), 0, 0, 1)
+            try:
+                self.run(np.arange(self.x.shape[0]), 0, 0, 1)
+            except _numba.core.errors.NumbaError as error:
+                summary = " ".join(str(error).split())
+                raise CompileError(summary[:400]) from error
 
     def hyper(self, steps: int) -> np.ndarray:
         """The optimizer's numbers for its next ``steps`` steps, one row per step (and the

@@ -956,8 +956,13 @@ class Sequential:
         if flat is None or (flat[0] is not self._flat_params and \
                 flat[0].__array_interface__ != self._flat_params.__array_interface__):
             return None
-        kernel = compiled.EpochKernel(self)
-        kernel.prepare(train)
+        try:
+            kernel = compiled.EpochKernel(self)
+            kernel.prepare(train)
+        except compiled.CompileError as error:  # e.g. a user's formula numba cannot compile
+            warnings.warn(f"fit trains step by step in Python: the compiled kernel failed to "
+                          f"build ({error}).", UserWarning, stacklevel=4)
+            return None
         return kernel
 
     def _compiled_epoch(self, kernel: Any, train: Any, rng: Any, point: StatePoint,
