@@ -427,3 +427,33 @@ def test_a_formula_numba_cannot_compile_falls_back_with_a_warning(rng):
         history = model.fit(x, y, epochs=2, verbose=0)
     assert history.params["jit_compiled"] is False
     assert np.isfinite(history.history["loss"]).all()
+
+
+class _ReLUWithOwnBackward(activations.ReLU):
+    """A user's ReLU whose backward is not its formula's: the kernel must not replace it."""
+
+    def backward(self, z, y, dy, out=None):
+        return dy * 0.5
+
+
+def test_a_subclass_that_overrides_the_math_keeps_the_python_path(rng):
+    x, y = rng.normal(size=(20, 2)), rng.normal(size=(20, 1))
+    model = lw.Sequential([Dense(3, activation=_ReLUWithOwnBackward(), input_dim=2),
+                           Dense(1)])
+    model.compile("sgd", "mse")
+    model.fit(x, y, epochs=1, verbose=0)
+    source = lw.data.ArraySource(x, y, None, 32)
+    reason = compiled.reason_not_compiled(model, source, False)
+    assert reason == f"the activation of layer {model.layers[0].name!r} is Python code"
+
+    class HalfMSE(losses.MeanSquaredError):
+        def gradient(self, y_true, y_pred, sample_weight=None):
+            return super().gradient(y_true, y_pred, sample_weight) * 0.5
+
+    model = lw.Sequential([Dense(3, activation="relu", input_dim=2), Dense(1)])
+    model.compile("sgd", HalfMSE())
+    model.fit(x, y, epochs=1, verbose=0)
+    assert "is Python code" in compiled.reason_not_compiled(model, source, False)
+    model.compile("sgd", "mse")  # the library's own classes compile
+    model._begin("fit")
+    assert compiled.reason_not_compiled(model, source, False) is None

@@ -386,6 +386,23 @@ def _compiling() -> Any:
 # -- the training kernel -------------------------------------------------------------------
 
 
+def _own_math(obj: Any, formula: str, methods: tuple[str, ...]) -> bool:
+    """Whether ``obj``'s ``methods`` are those of the class that gives its ``formula`` (or of
+    its bases): a subclass that overrides one of them (its own ``backward``, say) computes
+    something the formula does not say, so only the Python path runs it faithfully."""
+    mro = type(obj).__mro__
+
+    def defined_in(name: str) -> int:
+        return next((i for i, cls in enumerate(mro) if name in vars(cls)), len(mro))
+
+    owner = defined_in(formula)
+    for name in methods:
+        where = defined_in(name)
+        if where < owner and not mro[where].__module__.startswith("layerwise."):
+            return False
+    return owner < len(mro)
+
+
 def reason_not_compiled(model: Any, source: Any, batch_hooks: bool) -> str | None:
     """Why ``model`` cannot train ``source`` in the compiled kernel, or None if it can."""
     from . import data, layers, losses
@@ -414,13 +431,15 @@ def reason_not_compiled(model: Any, source: Any, batch_hooks: bool) -> str | Non
             return f"layer {layer.name!r} is a {type(layer).__name__}, not a Dense layer"
         if not layer.trainable:
             return f"layer {layer.name!r} is frozen"
-        if type(layer.activation).formula is None:
+        if type(layer.activation).formula is None or not _own_math(
+                layer.activation, "formula", ("forward", "derivative", "backward")):
             return f"the activation of layer {layer.name!r} is Python code"
     loss = model._fused or model.loss
-    if loss.formulas() is None or type(loss).call is not losses.Loss.call:
+    if loss.formulas() is None or type(loss).call is not losses.Loss.call or not _own_math(
+            loss, "formulas", ("per_sample", "gradient", "loss_and_gradient")):
         return f"the loss {loss.name!r} is Python code"
     optimizer = model.optimizer
-    if optimizer.formula is None:
+    if optimizer.formula is None or not _own_math(optimizer, "formula", ("update", "apply")):
         return f"the optimizer {type(optimizer).__name__} has no formula"
     if optimizer.clipvalue is not None or optimizer.clipnorm is not None or \
             optimizer.global_clipnorm:
