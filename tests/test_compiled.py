@@ -305,8 +305,9 @@ def test_auto_compiles_long_runs_only(rng, capsys, tmp_path, monkeypatch):
     short = model.fit(x, y, batch_size=16, epochs=2, verbose=2)
     assert short.params["jit_compiled"] is False
     assert "step by step" not in capsys.readouterr().out  # too short to compile: quietly
-    long = model.fit(x, y, batch_size=16, epochs=compiled.AUTO_MIN_STEPS // 4, verbose=0)
+    long = model.fit(x, y, batch_size=16, epochs=compiled.AUTO_MIN_STEPS // 4, verbose=2)
     assert long.params["jit_compiled"] is True
+    assert capsys.readouterr().out.startswith("Compiling the training kernel")
     assert model.fit(x, y, batch_size=16, epochs=1, verbose=0).params["jit_compiled"] is True
     model.compile(optimizers.Adagrad(0.01), "mae", jit_compile=False)
     assert model.fit(x, y, epochs=1, verbose=0).params["jit_compiled"] is False

@@ -956,6 +956,9 @@ class Sequential:
         if flat is None or (flat[0] is not self._flat_params and \
                 flat[0].__array_interface__ != self._flat_params.__array_interface__):
             return None
+        if verbose and distributed.is_chief() and not compiled.EpochKernel.is_compiled(self):
+            print("Compiling the training kernel of this network (once: it is kept in the "
+                  "cache directory, see docs/compiled.md)...", flush=True)
         try:
             kernel = compiled.EpochKernel(self)
             kernel.prepare(train)
