@@ -9,9 +9,10 @@ finiteness checks, for up to ``MAX_STEPS`` steps per call.
 Nothing is written twice. The kernel is generated for the model's layer sizes and compiled
 from the same functions the NumPy path runs: each activation's ``formula`` and
 ``gradient_formula``, each loss's ``formulas()``, each optimizer's ``formula``. They are plain
-functions of arrays written with ``xp``; here they are compiled with ``xp`` bound to NumPy
-(``jit_formula``). Two helpers that NumPy computes with a trick numba does not compile
-(``stable_shift``, ``erf``) are replaced by plain loops giving the same values.
+functions of arrays written with ``xp``; here they are compiled with ``xp`` bound to a NumPy
+namespace (``jit_formula``) whose float32 ``exp`` and ``tanh`` are vectorisable polynomials.
+Three helpers that NumPy computes with tricks numba does not compile (``stable_shift``,
+``row_sums``, ``erf``) are replaced by plain loops giving the same values.
 
 The same compiled optimizer pass serves the NumPy path: ``Optimizer.update`` runs its
 formula over the flat parameter buffer in one pass (``update_in_one_pass``) instead of a
@@ -47,8 +48,9 @@ from .optimizers.base import FLUSH_EVERY, TINY
 __all__ = ["AUTO_MIN_STEPS", "MAX_STEPS", "ONE_PASS_MIN", "STRETCH", "CompileError", "EpochKernel",
            "available", "jit_formula", "reason_not_compiled", "update_in_one_pass"]
 
-#: ``jit_compile="auto"`` compiles a network's kernel (about a second) for runs of at least
-#: this many steps; a network whose kernel is compiled already uses it for any run
+#: ``jit_compile="auto"`` compiles a network's kernel (several seconds, once: it is kept in
+#: the cache directory) for runs of at least this many steps; a network whose kernel is
+#: compiled already (in this process or on disk) uses it for any run
 AUTO_MIN_STEPS = 1000
 #: steps per kernel call at most: a Ctrl-C waits for the call to end
 MAX_STEPS = 1024
@@ -238,8 +240,8 @@ def _replacements() -> dict[Any, Callable[..., Any]]:
 
 
 def jit_formula(function: Callable[..., Any]) -> Any:
-    """``function`` compiled by numba with ``xp`` bound to NumPy; the layerwise functions it
-    calls are compiled the same way (or replaced, see ``_replacements``)."""
+    """``function`` compiled by numba with ``xp`` bound to ``_compiled_xp()``; the layerwise
+    functions it calls are compiled the same way (or replaced, see ``_replacements``)."""
     compiled = _jitted.get(function)
     if compiled is not None:
         return compiled
