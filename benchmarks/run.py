@@ -491,21 +491,21 @@ def peak_memory(framework: str, config_name: str) -> float | str:
 
 # ---- report -----------------------------------------------------------------------------
 
+def _cpuinfo(field: str) -> str | None:
+    """The value of ``field`` in /proc/cpuinfo (Linux), or None."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            return next(line.split(":", 1)[1].strip() for line in handle
+                        if line.startswith(field))
+    except (OSError, StopIteration):
+        return None
+
+
 def machine() -> dict[str, Any]:
     info: dict[str, Any] = {"python": platform.python_version(), "numpy": np.__version__,
                             "cores": os.cpu_count(), "platform": platform.platform()}
-    try:
-        with open("/proc/cpuinfo") as handle:
-            info["cpu"] = next(line.split(":", 1)[1].strip() for line in handle
-                               if line.startswith("model name"))
-    except (OSError, StopIteration):
-        info["cpu"] = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            info["cpu_vendor"] = next(line.split(":", 1)[1].strip() for line in handle
-                                      if line.startswith("vendor_id"))
-    except (OSError, StopIteration):
-        info["cpu_vendor"] = platform.machine()
+    info["cpu"] = _cpuinfo("model name") or platform.processor()
+    info["cpu_vendor"] = _cpuinfo("vendor_id") or platform.machine()
     try:
         from threadpoolctl import threadpool_info
 

@@ -94,7 +94,9 @@ class Activation(Configurable):
 
     def backward(self, z: Any, y: Any, dy: Any, out: Any = None) -> Any:
         """dL/dz given dL/dy: ``dy * f'(z)`` for element-wise functions (into ``out`` if
-        given, which may be ``dy`` itself)."""
+        given, which may be ``dy`` itself); else the gradient formula's own product."""
+        if not self.elementwise:
+            return type(self).gradient_formula(z, y, dy, *self.hyper())
         return xp.multiply(dy, type(self).gradient_formula(z, y, *self.hyper()), out=out)
 
     def __eq__(self, other: object) -> bool:
@@ -428,9 +430,6 @@ class Softmax(Activation):
 
     def derivative(self, z: Any, y: Any) -> Any:
         return y * (1.0 - y)
-
-    def backward(self, z: Any, y: Any, dy: Any, out: Any = None) -> Any:
-        return _softmax_backward(z, y, dy)
 
 
 @_named("exponential", "exp")
