@@ -458,3 +458,43 @@ def test_a_subclass_that_overrides_the_math_keeps_the_python_path(rng):
     model.compile("sgd", "mse")  # the library's own classes compile
     model._begin("fit")
     assert compiled.reason_not_compiled(model, source, False) is None
+
+
+def test_element_wise_formulas_run_in_the_kernels_own_loops(rng):
+    """Formulas that compile for single numbers run element by element in the kernel (no
+    temporary arrays); the others on whole arrays. Both forms are checked against the
+    Python loop by the activation tests above."""
+    assert compiled.available()
+    for dtype in ("float32", "float64"):
+        for name in ("relu", "tanh", "sigmoid", "linear", "silu"):
+            assert compiled._takes_numbers(activations.get(name), dtype), (name, dtype)
+        for name in ("softmax", "hard_sigmoid", "gelu"):
+            assert not compiled._takes_numbers(activations.get(name), dtype), (name, dtype)
+    model = lw.Sequential([Dense(8, activation="relu", input_dim=3),
+                           Dense(8, activation="gelu"), Dense(2, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy")
+    source, _ = compiled.EpochKernel.plan(model)
+    assert "a0[r, c] = f0(z0[r, c])" in source and "df0(z0[r, c], a0[r, c])" in source
+    assert "a1 = cast(f1(z1, ahyper[1, 0]), z1)" in source  # GELU: on the whole array
+    xp = compiled._compiled_xp()
+
+    @numba.njit
+    def where_and_ones(c, a, b):
+        return xp.where(c, a, b), xp.ones_like(a)
+
+    assert where_and_ones(True, 2.0, 3.0) == (2.0, 1.0)  # numbers, not 0-d arrays
+    assert np.isnan(where_and_ones(False, np.nan, 1.0)[1])
+    c, a, b = rng.random(7) > 0.5, rng.normal(size=7), rng.normal(size=7)
+    got = where_and_ones(c, a, b)
+    np.testing.assert_array_equal(got[0], np.where(c, a, b))
+    np.testing.assert_array_equal(got[1], np.ones(7))
+
+
+@pytest.mark.parametrize("cols", [1, 10, 33, 300])
+def test_row_max_and_sums_as_numpy(cols, rng):
+    z = rng.normal(size=(6, cols)).astype(np.float32)
+    z[2, -1] = np.nan
+    z[4, 0] = np.inf
+    row_max, row_sums = numba.njit(compiled._row_max), numba.njit(compiled._row_sums)
+    np.testing.assert_array_equal(row_max(z), z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(row_sums(z), z.sum(axis=1, keepdims=True), rtol=1e-5)

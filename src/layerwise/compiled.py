@@ -99,17 +99,39 @@ def available() -> bool:
 # -- compiling the formulas ----------------------------------------------------------------
 
 
+# numba's z[i].max() and z[i].sum() cost ~30 ns a row before the first element: on a batch
+# of 64 rows of 10 classes the plain loops below are 4x faster (wide rows keep numba's)
+
+
 def _row_max(z: Any) -> Any:
-    out = np.empty((z.shape[0], 1), z.dtype)
-    for i in range(z.shape[0]):
-        out[i, 0] = z[i].max()
+    rows, cols = z.shape
+    out = np.empty((rows, 1), z.dtype)
+    for i in range(rows):
+        if cols > 32 or cols == 0:
+            out[i, 0] = z[i].max()
+            continue
+        top = z[i, 0]
+        for j in range(1, cols):
+            v = z[i, j]
+            if v > top or v != v:  # NaN wins, as in NumPy's max
+                top = v
+                if v != v:
+                    break
+        out[i, 0] = top
     return out
 
 
 def _row_sums(e: Any) -> Any:
-    out = np.empty((e.shape[0], 1), e.dtype)
-    for i in range(e.shape[0]):
-        out[i, 0] = e[i].sum()
+    rows, cols = e.shape
+    out = np.empty((rows, 1), e.dtype)
+    for i in range(rows):
+        if cols > 32:
+            out[i, 0] = e[i].sum()
+            continue
+        total = 0.0
+        for j in range(cols):
+            total += e[i, j]
+        out[i, 0] = total
     return out
 
 
@@ -185,6 +207,44 @@ def _vectorised(scalar: Callable[..., Any], fallback: Callable[..., Any]) -> Cal
     return stub
 
 
+def _scalar_where() -> Callable[..., Any]:
+    """NumPy's ``where`` for compiled formulas, giving a number when every argument is a
+    number (numba's gives a 0-d array, and the kernel applies an element-wise formula to one
+    element at a time)."""
+
+    def where(c, a, b):  # type: ignore[no-untyped-def]
+        return np.where(c, a, b)
+
+    def typer(c, a, b):  # type: ignore[no-untyped-def]
+        if all(isinstance(v, (_nb().Number, _nb().Boolean)) for v in (c, a, b)):
+            return lambda c, a, b: a if c else b
+        return lambda c, a, b: np.where(c, a, b)
+
+    _numba.extending.overload(where)(typer)
+    return where
+
+
+def _scalar_ones_like() -> Callable[..., Any]:
+    """NumPy's ``ones_like`` for compiled formulas, giving a number for a number."""
+
+    def ones_like(z):  # type: ignore[no-untyped-def]
+        return np.ones_like(z)
+
+    def typer(z):  # type: ignore[no-untyped-def]
+        if isinstance(z, _nb().Number):
+            return lambda z: z * 0 + 1  # NaN stays NaN, as the array form's product with it
+        return lambda z: np.ones_like(z)
+
+    _numba.extending.overload(ones_like)(typer)
+    return ones_like
+
+
+def _nb() -> Any:
+    from numba.core import types as nb
+
+    return nb
+
+
 def _cast_function() -> Callable[..., Any]:
     """``cast(a, like)``: ``a`` in ``like``'s dtype, with no copy when it is already (numba's
     ``astype`` always copies)."""
@@ -226,6 +286,8 @@ def _compiled_xp() -> types.ModuleType:
         vars(module).update({k: v for k, v in vars(np).items() if not k.startswith("__")})
         module.exp = _vectorised(globals()["_exp32"], np.exp)
         module.tanh = _vectorised(_tanh32, np.tanh)
+        module.where = _scalar_where()
+        module.ones_like = _scalar_ones_like()
         _xp_module = module
     return _xp_module
 
@@ -261,6 +323,36 @@ def jit_formula(function: Callable[..., Any]) -> Any:
         compiled = _numba.njit(error_model="numpy")(rebound)
     _jitted[function] = compiled
     return compiled
+
+
+_scalar_checked: dict[Any, bool] = {}
+
+
+def _takes_numbers(activation: Any, dtype: str) -> bool:
+    """Whether the activation's two formulas compile for single numbers (giving numbers):
+    then the kernel applies them element by element in its own loops, with no temporary
+    arrays (ReLU's backward ~6x faster on a 64x128 batch). Otherwise, on whole arrays."""
+    formulas = (type(activation).formula, type(activation).gradient_formula)
+    n_hyper = len(activation.hyper())
+    key = (*formulas, n_hyper, dtype)
+    if key not in _scalar_checked:
+        nb = _nb()
+        number = nb.float32 if dtype == "float32" else nb.float64
+        ok = activation.elementwise
+        for formula, n_inputs in zip(formulas, (1, 2)):
+            if not ok:
+                break
+            function = jit_formula(formula)
+            signature = (number,) * n_inputs + (nb.float64,) * n_hyper
+            try:
+                function.compile(signature)
+            except _numba.core.errors.NumbaError:
+                ok = False
+            else:
+                returns = function.overloads[signature].signature.return_type
+                ok = isinstance(returns, (nb.Number, nb.Boolean))
+        _scalar_checked[key] = ok
+    return _scalar_checked[key]
 
 
 def _cache_dir() -> Path | None:
@@ -453,10 +545,14 @@ def reason_not_compiled(model: Any, source: Any, batch_hooks: bool) -> str | Non
 
 def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: list[int],
                    n_loss_hyper: int, present: tuple[bool, ...], n_opt_hyper: int,
-                   decoupled: bool, dtype: str) -> str:
+                   decoupled: bool, dtype: str, numbers: list[bool]) -> str:
     """The source of one network's kernel: the layers unrolled, each step's work in order."""
     dense = model.layers
     last = len(dense) - 1
+
+    def nhp(i: int) -> str:  # an element-wise formula's hyper-parameters, read once
+        return "".join(f", ah{i}_{h}" for h in range(n_hyper[i]))
+
     slots = [f"S{i}" for i in range(len(present))]
     lines = [f"def epoch(x, t, sw, order, first, steps, batch, P, G, {', '.join([*slots, ''])}"
              "H, offsets, ahyper, lhyper, loss_weight, units_denominator, every, it0, losses):",
@@ -468,8 +564,11 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
                   f"    gW{i} = G[{k}:{k} + {rows * cols}].reshape(({rows}, {cols}))"]
         if layer.use_bias:
             lines += [f"    B{i} = P[{b}:{b} + {cols}]", f"    gB{i} = G[{b}:{b} + {cols}]"]
-    for i, layer in enumerate(dense):  # each layer's z, reused by every step
+    for i, layer in enumerate(dense):  # each layer's z (and a), reused by every step
         lines.append(f"    Z{i} = np.empty((batch, {layer.units}), P.dtype)")
+        if numbers[i]:
+            lines.append(f"    A{i} = np.empty((batch, {layer.units}), P.dtype)")
+            lines += [f"    ah{i}_{h} = ahyper[{i}, {h}]" for h in range(n_hyper[i])]
     lines += ["    X = np.empty((batch, x.shape[1]), x.dtype)",
               "    T = np.empty((batch, t.shape[1]), t.dtype)",
               "    Wt = np.empty(batch, sw.dtype)",
@@ -491,6 +590,12 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
             lines.append(f"        z{i} += B{i}")
         if i == last and fused:
             lines.append(f"        out = z{i}")
+        elif numbers[i]:  # the formula on each element, in one loop
+            lines += [f"        a{i} = A{i}[:m]",
+                      "        for r in range(m):",
+                      f"            for c in range({layer.units}):",
+                      f"                a{i}[r, c] = f{i}(z{i}[r, c]{nhp(i)})"]
+            previous = f"a{i}"
         else:
             lines.append(f"        a{i} = cast(f{i}(z{i}{hp}), z{i})")
             previous = f"a{i}"
@@ -513,6 +618,12 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
         below = "a_in" if i == 0 else f"a{i - 1}"
         if i == last and fused:
             lines.append("        dz = dy")
+        elif numbers[i]:  # dy is this step's own array: scaled in place
+            lines += ["        dz = dy",
+                      "        for r in range(m):",
+                      f"            for c in range({layer.units}):",
+                      f"                dz[r, c] = dy[r, c] * "
+                      f"df{i}(z{i}[r, c], a{i}[r, c]{nhp(i)})"]
         elif elementwise[i]:
             lines.append(f"        dz = cast(dy * df{i}(z{i}, a{i}{hp}), dy)")
         else:
@@ -609,7 +720,8 @@ class EpochKernel:
         present = tuple(name in optimizer.slot_names for name in optimizer.formula_slots)
         source = _kernel_source(model, model._fused is not None, [a.elementwise for a in acts],
                                 [len(a.hyper()) for a in acts], len(loss.hyper()), present,
-                                n_opt_hyper, decoupled, dtype)
+                                n_opt_hyper, decoupled, dtype,
+                                [_takes_numbers(a, dtype) for a in acts])
         return source, scope
 
     @staticmethod
