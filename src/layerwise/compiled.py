@@ -69,6 +69,7 @@ _digest: str | None = None
 _xp_module: types.ModuleType | None = None
 _as_float32: Any = None
 _cast: Any = None
+_prefetch: Any = None
 
 
 class CompileError(RuntimeError):
@@ -243,6 +244,41 @@ def _nb() -> Any:
     from numba.core import types as nb
 
     return nb
+
+
+def _prefetch_function() -> Callable[..., Any]:
+    """``prefetch(a, i, j)``: ask the processor to bring the cache line of ``a[i, j]`` in,
+    without waiting for it. The kernel asks for the next batch's rows while it computes the
+    current one: a shuffled batch's rows are scattered over the data, and fetching them
+    when needed cost B's step 9 of its 40 µs."""
+    global _prefetch
+    if _prefetch is None:
+        from llvmlite import ir
+        from numba.core import cgutils
+        from numba.extending import intrinsic
+
+        nb = _nb()
+
+        @intrinsic
+        def prefetch(typingctx: Any, array: Any, row: Any, col: Any) -> Any:
+            def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+                kind = signature.args[0]
+                data = context.make_array(kind)(context, builder, args[0])
+                pointer = cgutils.get_item_pointer(context, builder, kind, data,
+                                                   [args[1], args[2]], wraparound=False)
+                byte, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+                function = cgutils.get_or_insert_function(
+                    builder.module, ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32]),
+                    "llvm.prefetch.p0i8")
+                # read, keep in all cache levels, data cache
+                builder.call(function, [builder.bitcast(pointer, byte), i32(0), i32(3),
+                                        i32(1)])
+                return context.get_dummy_value()
+
+            return nb.void(array, row, col), codegen
+
+        _prefetch = prefetch
+    return _prefetch
 
 
 def _cast_function() -> Callable[..., Any]:
@@ -581,6 +617,12 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
               "            X[r] = x[j]",
               "            T[r] = t[j]",
               "            Wt[r] = sw[j]",
+              "        ahead = start + batch  # the next batch's rows: on their way meanwhile",
+              "        for r in range(min(batch, n - ahead) if s + 1 < steps else 0):",
+              "            j = order[ahead + r]",
+              f"            for c in range(0, x.shape[1], {64 // np.dtype(dtype).itemsize}):",
+              "                prefetch(x, j, c)",
+              "            prefetch(t, j, 0)",
               "        a_in = X[:m]"]
     previous = "a_in"
     for i, layer in enumerate(dense):
@@ -710,7 +752,8 @@ class EpochKernel:
         """The kernel's source and the compiled functions it calls."""
         loss, optimizer = model._fused or model.loss, model.optimizer
         acts = [layer.activation for layer in model.layers]
-        scope = {"cast": _cast_function(), "loss_value": jit_formula(loss.formulas()[0]),
+        scope = {"cast": _cast_function(), "prefetch": _prefetch_function(),
+                 "loss_value": jit_formula(loss.formulas()[0]),
                  "loss_grad": jit_formula(loss.formulas()[1]),
                  "opt": jit_formula(optimizer.formula)}
         for i, act in enumerate(acts):
