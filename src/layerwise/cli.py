@@ -574,6 +574,39 @@ def datasets_command() -> None:
             click.echo(f"    not available here: {row['available'][4:]}")
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="the address to listen on; any but a loopback address needs the token "
+              "printed at start")
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@click.option("--no-browser", is_flag=True, help="do not open the page in a browser")
+@click.option("--token", help="the token the page needs (default: a random one when --host "
+              "is not a loopback address, none otherwise)")
+def playground(host: str, port: int, no_browser: bool, token: str | None) -> None:
+    """A local web page where layerwise trains small networks while you watch.
+
+    Pick a data set, features, layers, activation, optimizer and more; watch the decision
+    region, every neuron, the weights, the losses, the gradient norm of each layer and the
+    dead ReLUs change as it trains. Needs the extra: pip install 'layerwise[playground]'.
+    """
+    import errno
+    import socket
+
+    try:
+        from .playground.server import serve
+    except ImportError as error:
+        raise click.ClickException(str(error)) from None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:  # say so before uvicorn does
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            reason = "is in use" if error.errno == errno.EADDRINUSE else f"({error.strerror})"
+            raise click.ClickException(f"cannot listen on {host}:{port}: the port {reason}; "
+                                       "try --port with another number") from None
+    serve(host=host, port=port, open_browser=not no_browser, token=token)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``layerwise`` console script and ``python -m layerwise``."""
     try:
