@@ -373,11 +373,14 @@ class ReduceLROnPlateau(_Monitoring):
     """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement.
 
     Args:
-        monitor, mode, min_delta: as ``EarlyStopping``.
+        monitor: the logged value to watch (as ``EarlyStopping``).
         factor: multiplier of the learning rate, in (0, 1).
         patience: epochs without improvement before a reduction.
         cooldown: epochs to wait after a reduction before counting again.
         min_lr: the learning rate never goes below this.
+        verbose: 1 prints a line per reduction.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (as ``EarlyStopping``).
+        min_delta: the least change that counts as an improvement.
     """
 
     def __init__(
@@ -435,7 +438,8 @@ class ModelCheckpoint(_Monitoring):
     Args:
         filepath: where to save; may hold ``{epoch}``, ``{batch}`` and log keys, e.g.
             ``"ckpt-{epoch:02d}-{val_loss:.3f}.safetensors"``.
-        monitor, mode: the logged value deciding what is best (as ``EarlyStopping``).
+        monitor: the logged value deciding what is best (as ``EarlyStopping``).
+        mode: ``"min"``, ``"max"`` or ``"auto"``: whether ``monitor`` improves downwards.
         save_best_only: save only when ``monitor`` improved on the best value so far.
         save_weights_only: write ``model.save_weights``'s file (weights alone).
         save_freq: ``"epoch"``, or an int: save every that many training batches.

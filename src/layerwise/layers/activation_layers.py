@@ -75,7 +75,8 @@ class ELU(Activation):
 
 @LAYERS.register("Softmax")
 class Softmax(Activation):
-    """Softmax over the features of each sample; a valid output layer before cross-entropy."""
+    """Softmax over the features of each sample, sᵢ = e^(zᵢ) / Σⱼ e^(zⱼ); a valid output layer
+    before cross-entropy."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(activations.Softmax(), **kwargs)
@@ -130,7 +131,8 @@ class RReLU(Layer):
     inference a = (lower + upper) / 2.
 
     Args:
-        lower, upper: the range of the random slope (default 1/8 and 1/3).
+        lower: the lower end of the random slope's range (default 1/8).
+        upper: the upper end of the random slope's range (default 1/3).
         seed: seed of the slope draws; the global generator when None.
     """
 

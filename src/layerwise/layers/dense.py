@@ -25,8 +25,9 @@ class Dense(Layer):
         use_bias: whether to add the bias b.
         kernel_initializer: initialiser of W (default ``glorot_uniform``).
         bias_initializer: initialiser of b (default ``zeros``).
-        kernel_regularizer, bias_regularizer: penalties such as ``l2(0.01)`` (see
+        kernel_regularizer: a penalty on W such as ``l2(0.01)`` (see
             ``layerwise.regularizers``).
+        bias_regularizer: a penalty on b, the same way.
         **kwargs: ``name``, ``dtype``, ``input_dim``, ``input_shape`` (see ``Layer``).
     """
 
