@@ -54,32 +54,62 @@ class Callback:
         self.params: dict[str, Any] = {}
 
     def set_model(self, model: Any) -> None:
+        """Called by ``fit``/``evaluate``/``predict`` with the model being run."""
         self.model = model
 
     def set_params(self, params: dict[str, Any]) -> None:
+        """Called by ``fit`` with its settings (``epochs``, ``steps``, ``verbose``, ...)."""
         self.params = params
 
-    def on_train_begin(self, logs: Logs | None = None) -> None: ...
-    def on_train_end(self, logs: Logs | None = None) -> None: ...
-    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None: ...
-    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None: ...
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        """At the start of ``fit``."""
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        """At the end of ``fit`` (also after an error or an early stop)."""
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        """Before epoch ``epoch`` (counted from 0)."""
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        """After epoch ``epoch``; ``logs`` has its losses and metrics (``val_`` ones too)."""
 
     def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        """Before training batch ``batch`` of the epoch."""
         self.on_batch_begin(batch, logs)
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        """After training batch ``batch``; ``logs`` has its loss."""
         self.on_batch_end(batch, logs)
 
-    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_test_begin(self, logs: Logs | None = None) -> None: ...
-    def on_test_end(self, logs: Logs | None = None) -> None: ...
-    def on_test_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_test_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_predict_begin(self, logs: Logs | None = None) -> None: ...
-    def on_predict_end(self, logs: Logs | None = None) -> None: ...
-    def on_predict_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_predict_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
+    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        """Keras 2's name of ``on_train_batch_begin``."""
+
+    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        """Keras 2's name of ``on_train_batch_end``."""
+
+    def on_test_begin(self, logs: Logs | None = None) -> None:
+        """At the start of ``evaluate`` (and of the validation in ``fit``)."""
+
+    def on_test_end(self, logs: Logs | None = None) -> None:
+        """At the end of ``evaluate``."""
+
+    def on_test_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        """Before batch ``batch`` of ``evaluate``."""
+
+    def on_test_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        """After batch ``batch`` of ``evaluate``."""
+
+    def on_predict_begin(self, logs: Logs | None = None) -> None:
+        """At the start of ``predict``."""
+
+    def on_predict_end(self, logs: Logs | None = None) -> None:
+        """At the end of ``predict``."""
+
+    def on_predict_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        """Before batch ``batch`` of ``predict``."""
+
+    def on_predict_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        """After batch ``batch`` of ``predict``; ``logs["outputs"]`` has its outputs."""
 
 
 #: hook -> whether its first argument is an epoch or batch index

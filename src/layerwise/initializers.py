@@ -190,8 +190,10 @@ def get(identifier: Any, argument: str = "initializer") -> Initializer:
 
 
 def serialize(initializer: Initializer) -> dict[str, Any]:
+    """``{"class_name": ..., "config": ...}`` of an initializer, which ``get`` turns back."""
     return INITIALIZERS.serialize(initializer)
 
 
 def names() -> list[str]:
+    """Every registered initializer name and alias, sorted (what ``get`` accepts)."""
     return INITIALIZERS.names()

@@ -151,6 +151,7 @@ class Loss(Configurable):
     def loss_and_gradient(
         self, y_true: Any, y_pred: Any, sample_weight: Any | None = None
     ) -> tuple[float, Any]:
+        """(the weighted batch mean of the loss, dL/d(y_pred) of that mean)."""
         return self(y_true, y_pred, sample_weight), self.gradient(y_true, y_pred, sample_weight)
 
     def prepare_targets(self, y: np.ndarray, units: int, dtype: str) -> np.ndarray:
@@ -567,8 +568,10 @@ def get(identifier: Any, argument: str = "loss") -> Loss:
 
 
 def serialize(loss: Loss) -> dict[str, Any]:
+    """``{"class_name": ..., "config": ...}`` of a loss, which ``get`` turns back into one."""
     return LOSSES.serialize(loss)
 
 
 def names() -> list[str]:
+    """Every registered loss name and alias, sorted (what ``get`` accepts)."""
     return LOSSES.names()

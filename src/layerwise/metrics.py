@@ -46,16 +46,20 @@ class Variable:
         self._initial = value.copy()
 
     def assign(self, value: Any) -> None:
+        """Set the value."""
         self.value = np.asarray(to_numpy(value), dtype=self.value.dtype).reshape(
             self.value.shape).copy()
 
     def assign_add(self, value: Any) -> None:
+        """Add to the value."""
         self.assign(self.value + to_numpy(value))
 
     def reset(self) -> None:
+        """Back to the initial value."""
         self.value = self._initial.copy()
 
     def numpy(self) -> np.ndarray:
+        """The value as a NumPy array."""
         return self.value
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -86,6 +90,7 @@ class Metric:
         return type(self).update_state is not Metric.update_state
 
     def per_sample(self, y_true: Any, y_pred: Any) -> Any:
+        """The metric of each sample, shape ``(batch,)``; the metric is their mean."""
         raise NotImplementedError
 
     def __call__(self, y_true: Any, y_pred: Any) -> float:
@@ -109,23 +114,29 @@ class Metric:
 
     @property
     def variables(self) -> list[Variable]:
+        """The state variables made by ``add_variable``."""
         return list(self.__dict__.get("_variables", []))
 
     def reset_state(self) -> None:
+        """Every state variable back to its initial value (``fit`` does it each epoch)."""
         for variable in self.variables:
             variable.reset()
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        """Add one batch to the state (a stateful metric overrides this and ``result``)."""
         raise NotImplementedError(f"{type(self).__name__} is a mean of per_sample values.")
 
     def result(self) -> Any:
+        """The metric of every batch given to ``update_state`` since the last reset."""
         raise NotImplementedError(f"{type(self).__name__} is a mean of per_sample values.")
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments, for ``from_config``."""
         return {"name": self.name}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Metric:
+        """A new metric from ``get_config``'s dict."""
         return cls(**config)
 
     def __repr__(self) -> str:
@@ -343,6 +354,7 @@ def get(identifier: Any, loss_name: str | None = None, units: int | None = None)
 
 
 def names() -> list[str]:
+    """Every registered metric name and alias, sorted (what ``get`` accepts)."""
     return METRICS.names()
 
 

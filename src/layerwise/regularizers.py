@@ -31,9 +31,11 @@ class Regularizer(Configurable):
     per_sample = False
 
     def penalty(self, weight: Any) -> float:
+        """The penalty added to the loss for ``weight``."""
         raise NotImplementedError
 
     def gradient(self, weight: Any) -> Any:
+        """d(penalty)/d(weight), shaped like ``weight``."""
         raise NotImplementedError
 
     def __call__(self, weight: Any) -> float:
@@ -117,14 +119,17 @@ class L2PerSample(Regularizer):
 
 
 def l1(l1: float = 0.01) -> L1:
+    """``L1(l1)``: the penalty l1 · Σ|w|, as Keras's ``regularizers.l1``."""
     return L1(l1)
 
 
 def l2(l2: float = 0.01) -> L2:
+    """``L2(l2)``: the penalty l2 · Σw², as Keras's ``regularizers.l2``."""
     return L2(l2)
 
 
 def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:
+    """``L1L2(l1, l2)``: the penalty l1 · Σ|w| + l2 · Σw²."""
     return L1L2(l1, l2)
 
 
@@ -136,4 +141,5 @@ def get(identifier: Any, argument: str = "regularizer") -> Regularizer | None:
 
 
 def serialize(regularizer: Regularizer | None) -> dict[str, Any] | None:
+    """``{"class_name": ..., "config": ...}`` of a regularizer (None for None)."""
     return None if regularizer is None else REGULARIZERS.serialize(regularizer)

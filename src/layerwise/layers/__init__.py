@@ -41,8 +41,10 @@ def get(identifier: object) -> Layer:
 
 
 def serialize(layer: Layer) -> dict:
+    """``{"class_name": ..., "config": ...}`` of a layer (the inverse of ``deserialize``)."""
     return LAYERS.serialize(layer)
 
 
 def deserialize(config: dict) -> Layer:
+    """A new layer from the dict ``serialize`` wrote."""
     return LAYERS.from_config(config)

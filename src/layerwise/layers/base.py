@@ -281,6 +281,7 @@ class Layer:
                              f"{sorted(values)}")
 
     def count_params(self) -> int:
+        """The number of parameters (weights and biases) of this layer."""
         return int(sum(p.size for p in self.params.values()))
 
     # -- config --------------------------------------------------------------------------

@@ -31,8 +31,10 @@ def get(identifier: Any) -> Optimizer:
 
 
 def serialize(optimizer: Optimizer) -> dict:
+    """``{"class_name": ..., "config": ...}`` of an optimizer, which ``get`` turns back into one."""
     return OPTIMIZERS.serialize(optimizer)
 
 
 def names() -> list[str]:
+    """Every registered optimizer name and alias, sorted (what ``get`` accepts)."""
     return OPTIMIZERS.names()

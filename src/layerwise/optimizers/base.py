@@ -352,6 +352,7 @@ class Optimizer(Configurable):
 
     # -- config --------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments (a schedule as its own config), for ``from_config``."""
         lr = self.learning_rate
         if callable(lr) and hasattr(lr, "get_config"):
             from . import schedules

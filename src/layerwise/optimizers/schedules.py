@@ -137,4 +137,5 @@ def get(identifier: Any) -> LearningRateSchedule:
 
 
 def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
+    """``{"class_name": ..., "config": ...}`` of a schedule, which ``get`` turns back into one."""
     return SCHEDULES.serialize(schedule)
