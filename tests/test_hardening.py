@@ -301,6 +301,9 @@ class _SlowSGD(SGD):
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                     reason="signals reach the main thread only")
+@pytest.mark.skipif(signal.getsignal(signal.SIGINT) is not signal.default_int_handler,
+                    reason="SIGINT is ignored in this process (started in the background by a "
+                    "shell without job control), so there is no Ctrl-C to hold back")
 def test_ctrl_c_during_an_update_waits_until_the_step_is_whole():
     x, y = _data()
     reference = _model(optimizer=SGD(learning_rate=0.1))
