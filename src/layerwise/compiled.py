@@ -708,17 +708,11 @@ class EpochKernel:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        loss = model._fused or model.loss
-        self.fused = model._fused is not None
-        self.loss = loss
+        self.loss = loss = model._fused or model.loss
         acts = [layer.activation for layer in model.layers]
-        optimizer = model.optimizer
-        self.decoupled = bool(optimizer.weight_decay) and not optimizer.decays_itself
-        self.present = tuple(name in optimizer.slot_names for name in optimizer.formula_slots)
-        self.dtype = np.dtype(model._flat_params.dtype).name
-        self.offsets = self._offsets()
-        n_opt_hyper = len(optimizer.hyper(optimizer.current_learning_rate(), 1))
         self.key = key = self.key_of(model)
+        *_, self.present, _, self.decoupled, self.dtype = key
+        self.offsets = self._offsets()
         self.function = _kernels.get(key)
         if self.function is None:
             source, scope = self.plan(model)
@@ -728,7 +722,6 @@ class EpochKernel:
         for i, act in enumerate(acts):
             self.ahyper[i, :len(act.hyper())] = act.hyper()
         self.lhyper = np.array([*loss.hyper(), 0.0], dtype=np.float64)
-        self.n_opt_hyper = n_opt_hyper
         #: seconds per step, as last measured (a first stretch of 16 steps measures it)
         self.step_time = STRETCH / 16
 
@@ -759,8 +752,7 @@ class EpochKernel:
         for i, act in enumerate(acts):
             scope[f"f{i}"] = jit_formula(type(act).formula)
             scope[f"df{i}"] = jit_formula(type(act).gradient_formula)
-        *_, n_opt_hyper, decoupled, dtype = EpochKernel.key_of(model)
-        present = tuple(name in optimizer.slot_names for name in optimizer.formula_slots)
+        *_, present, n_opt_hyper, decoupled, dtype = EpochKernel.key_of(model)
         source = _kernel_source(model, model._fused is not None, [a.elementwise for a in acts],
                                 [len(a.hyper()) for a in acts], len(loss.hyper()), present,
                                 n_opt_hyper, decoupled, dtype,

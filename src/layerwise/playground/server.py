@@ -30,6 +30,7 @@ from .. import activations
 from . import data
 from .session import (
     ACTIVATIONS,
+    DATA_KEYS,
     DECAYS,
     DEFAULTS,
     GRID,
@@ -62,8 +63,6 @@ MAX_MESSAGE = 1_000_000
 MAX_UPDATES_PER_SECOND = 25
 #: seconds of training between two states (shared by the runs of a comparison)
 TRAIN_SECONDS = 0.035
-#: the data settings, shared by both runs of a comparison
-DATA_KEYS = ("dataset", "noise", "train_fraction", "points", "seed")
 #: fields each message type may have besides ``type``
 MESSAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "settings": ("run", "settings"), "play": (), "pause": (), "step": (), "reset": (),

@@ -8,10 +8,12 @@ messages and sends back what ``Run.state`` returns.
 from __future__ import annotations
 
 import base64
+import difflib
 import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -56,6 +58,10 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: the settings that make the data (shared by both runs of a side-by-side comparison)
+DATA_KEYS = ("dataset", "noise", "train_fraction", "points", "seed")
+
+
 class SettingsError(ValueError):
     """A setting the page sent is unknown, of the wrong type or out of range."""
 
@@ -73,14 +79,16 @@ def _number(name: str, value: Any, low: float, high: float, *, integer: bool = F
     return int(value) if integer else float(value)
 
 
+def _did_you_mean(value: Any, allowed: Any) -> str:
+    close = difflib.get_close_matches(value, list(allowed), n=1) if \
+        isinstance(value, str) else []
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        import difflib
-
-        close = difflib.get_close_matches(str(value), allowed, n=1) if \
-            isinstance(value, str) else []
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise SettingsError(f"`{name}` must be one of {', '.join(allowed)}.{hint} "
+        raise SettingsError(f"`{name}` must be one of {', '.join(allowed)}."
+                            f"{_did_you_mean(value, allowed)} "
                             f"Received: {name}={str(value)[:40]!r}")
     return value
 
@@ -94,64 +102,52 @@ def check_settings(changes: Any, current: dict[str, Any] | None = None) -> dict[
     settings = dict(DEFAULTS if current is None else current)
     for name, value in changes.items():
         if name not in DEFAULTS:
-            import difflib
-
-            close = difflib.get_close_matches(str(name), list(DEFAULTS), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise SettingsError(f"Unknown setting {str(name)[:40]!r}.{hint} Known settings: "
+            raise SettingsError(f"Unknown setting {str(name)[:40]!r}."
+                                f"{_did_you_mean(name, DEFAULTS)} Known settings: "
                                 f"{', '.join(DEFAULTS)}")
-        settings[name] = _check_field(name, value)
+        settings[name] = _CHECKS[name](name, value)
     return settings
 
 
-def _check_field(name: str, value: Any) -> Any:
-    if name == "dataset":
-        return _choice(name, value, data.DATASETS)
-    if name in ("noise",):
-        return _number(name, value, 0.0, 0.5)
-    if name == "train_fraction":
-        return _number(name, value, 0.1, 0.9)
-    if name == "points":
-        return _number(name, value, MIN_POINTS, MAX_POINTS, integer=True)
-    if name == "seed":
-        return _number(name, value, 0, 2**31 - 1, integer=True)
-    if name == "features":
-        if not isinstance(value, list) or not value or len(value) > len(data.FEATURES):
-            raise SettingsError("`features` must be a non-empty list of feature names "
-                                f"({', '.join(data.FEATURES)}). Received: "
-                                f"features={str(value)[:80]}")
-        chosen = [_choice("features", v, tuple(data.FEATURES)) for v in value]
-        return [f for f in data.FEATURES if f in chosen]  # the page's order, no repeats
-    if name == "hidden":
-        if not isinstance(value, list) or len(value) > MAX_LAYERS:
-            raise SettingsError(f"`hidden` must be a list of at most {MAX_LAYERS} layer "
-                                f"sizes. Received: hidden={str(value)[:80]}")
-        return [_number("hidden", v, 1, MAX_NEURONS, integer=True) for v in value]
-    if name == "activation":
-        return _choice(name, value, ACTIVATIONS)
-    if name == "optimizer":
-        return _choice(name, value, OPTIMIZER_NAMES)
-    if name == "learning_rate":
-        return _number(name, value, 0.0, 10.0, low_open=True)
-    if name == "decay":
-        return _choice(name, value, DECAYS)
-    if name == "decay_steps":
-        return _number(name, value, 1, 1_000_000, integer=True)
-    if name == "decay_rate":
-        return _number(name, value, 0.0, 1.0, low_open=True)
-    if name == "batch_size":
-        if value == "all":
-            return "all"
-        return _number(name, value, 1, MAX_POINTS, integer=True)
-    if name == "initializer":
-        return _choice(name, value, INITIALIZERS)
-    if name == "regularization":
-        return _choice(name, value, REGULARIZATION)
-    if name == "regularization_rate":
-        return _number(name, value, 0.0, 1.0)
-    if name == "dropout":
-        return _number(name, value, 0.0, 0.9)
-    raise AssertionError(name)  # every field of DEFAULTS has its check above
+def _features(name: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not value or len(value) > len(data.FEATURES):
+        raise SettingsError("`features` must be a non-empty list of feature names "
+                            f"({', '.join(data.FEATURES)}). Received: "
+                            f"features={str(value)[:80]}")
+    chosen = [_choice(name, v, tuple(data.FEATURES)) for v in value]
+    return [f for f in data.FEATURES if f in chosen]  # the page's order, no repeats
+
+
+def _hidden(name: str, value: Any) -> list[int]:
+    if not isinstance(value, list) or len(value) > MAX_LAYERS:
+        raise SettingsError(f"`hidden` must be a list of at most {MAX_LAYERS} layer "
+                            f"sizes. Received: hidden={str(value)[:80]}")
+    return [_number(name, v, 1, MAX_NEURONS, integer=True) for v in value]
+
+
+#: each setting's check: (name, value) -> the value to keep, or SettingsError
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "dataset": lambda n, v: _choice(n, v, data.DATASETS),
+    "noise": lambda n, v: _number(n, v, 0.0, 0.5),
+    "train_fraction": lambda n, v: _number(n, v, 0.1, 0.9),
+    "points": lambda n, v: _number(n, v, MIN_POINTS, MAX_POINTS, integer=True),
+    "seed": lambda n, v: _number(n, v, 0, 2**31 - 1, integer=True),
+    "features": _features,
+    "hidden": _hidden,
+    "activation": lambda n, v: _choice(n, v, ACTIVATIONS),
+    "optimizer": lambda n, v: _choice(n, v, OPTIMIZER_NAMES),
+    "learning_rate": lambda n, v: _number(n, v, 0.0, 10.0, low_open=True),
+    "decay": lambda n, v: _choice(n, v, DECAYS),
+    "decay_steps": lambda n, v: _number(n, v, 1, 1_000_000, integer=True),
+    "decay_rate": lambda n, v: _number(n, v, 0.0, 1.0, low_open=True),
+    "batch_size": lambda n, v: "all" if v == "all" else
+    _number(n, v, 1, MAX_POINTS, integer=True),
+    "initializer": lambda n, v: _choice(n, v, INITIALIZERS),
+    "regularization": lambda n, v: _choice(n, v, REGULARIZATION),
+    "regularization_rate": lambda n, v: _number(n, v, 0.0, 1.0),
+    "dropout": lambda n, v: _number(n, v, 0.0, 0.9),
+}
+assert set(_CHECKS) == set(DEFAULTS)
 
 
 def make_optimizer(settings: dict[str, Any]) -> Any:
@@ -252,8 +248,7 @@ class Run:
         again when a data setting changed)."""
         before = self.settings
         self.settings = check_settings(changes, before)
-        data_keys = ("dataset", "noise", "train_fraction", "points", "seed")
-        self.reset(new_data=any(self.settings[k] != before[k] for k in data_keys))
+        self.reset(new_data=any(self.settings[k] != before[k] for k in DATA_KEYS))
 
     @property
     def batch_size(self) -> int:
