@@ -473,9 +473,21 @@ def test_element_wise_formulas_run_in_the_kernels_own_loops(rng):
     model = lw.Sequential([Dense(8, activation="relu", input_dim=3),
                            Dense(8, activation="gelu"), Dense(2, activation="softmax")])
     model.compile("adam", "categorical_crossentropy")
+    model._fused = model._fused_loss()  # as fit does: the loss from the softmax's logits
     source, _ = compiled.EpochKernel.plan(model)
-    assert "a0[r, c] = f0(z0[r, c])" in source and "df0(z0[r, c], a0[r, c])" in source
-    assert "a1 = cast(f1(z1, ahyper[1, 0]), z1)" in source  # GELU: on the whole array
+    assert "v = z0[r, c] + B0[c]" in source and "a0[r, c] = f0(v)" in source
+    assert "df0(z0[r, c], a0[r, c])" in source
+    assert "a1 = cast(f1(z1, ah1_0), z1)" in source  # GELU: on the whole array
+    assert "each = loss_value(tb, out)" in source  # cross-entropy from logits: by rows
+    for dtype in ("float32", "float64"):
+        for name in ("mse", "mae", "huber", "binary_crossentropy", "poisson", "hinge"):
+            assert compiled._loss_takes_numbers(losses.get(name), dtype), (name, dtype)
+        fused = losses.get("categorical_crossentropy").with_logits()
+        assert not compiled._loss_takes_numbers(fused, dtype)
+    model = lw.Sequential([Dense(4, activation="tanh", input_dim=3), Dense(2)])
+    model.compile("sgd", "huber")
+    source, _ = compiled.EpochKernel.plan(model)
+    assert "loss += loss_value(tb[r, c], out[r, c], lh0) * weight" in source
     xp = compiled._compiled_xp()
 
     @numba.njit

@@ -148,24 +148,34 @@ def _erf(x: Any) -> Any:
 # each, not vectorised: config A spent half its step in two tanh calls). For float32 these
 # two run here as branch-free polynomials that LLVM vectorises, accurate to a few units in
 # the last place (tests/test_compiled.py measures them against NumPy); float64 keeps numba's.
+# Every constant is a float32: one Python float (a float64 to numba) would turn the whole
+# computation into float64, at half the vector width and with slow double divisions.
 
-_LOG2E = 1.4426950408889634
+_F = np.float32
+_LOG2E, _LN2_HI, _LN2_LO = _F(1.4426950408889634), _F(0.693359375), _F(-2.12194440e-4)
+_EXP_POLY = tuple(map(_F, (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                           4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1)))
+_TANH_POLY = tuple(map(_F, (-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2,
+                            1.33314422036e-1, -3.33332819422e-1)))
+_EXP_LOW, _EXP_HIGH, _TANH_SMALL, _TANH_BIG = _F(-104.0), _F(89.0), _F(0.625), _F(20.0)
+_HALF, _ONE, _TWO = _F(0.5), _F(1.0), _F(2.0)
 
 
 def _exp32(x: Any) -> Any:
     """e^x for one float32: x = n ln2 + r, |r| <= ln2/2; e^r by a degree-6 polynomial (the
     Cephes expf coefficients), times 2^n built from exponent bits in two halves (so that
     overflow to infinity and the subnormal results come out as NumPy's)."""
-    c = min(max(x, -104.0), 89.0)  # beyond: 0 and infinity
-    n = math.floor(c * _LOG2E + 0.5)
-    r = c - n * 0.693359375 + n * 2.12194440e-4  # ln2 in two parts: r is exact
-    p = ((((1.9875691500e-4 * r + 1.3981999507e-3) * r + 8.3334519073e-3) * r
-          + 4.1665795894e-2) * r + 1.6666665459e-1) * r + 5.0000001201e-1
-    p = p * r * r + r + 1.0
-    half = np.int32(n) >> 1
+    c = min(max(x, _EXP_LOW), _EXP_HIGH)  # beyond: 0 and infinity
+    n = np.floor(c * _LOG2E + _HALF)  # np.floor keeps float32 (math.floor gives an int)
+    r = c - n * _LN2_HI - n * _LN2_LO  # ln2 in two parts: r is exact
+    p0, p1, p2, p3, p4, p5 = _EXP_POLY
+    p = ((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5
+    p = p * r * r + r + _ONE
+    k = np.int32(n)
+    half = k >> 1
     y = p * _as_float32(np.int32((half + 127) << 23)) \
-        * _as_float32(np.int32((np.int32(n) - half + 127) << 23))
-    return np.float32(x if x != x else y)  # NaN stays NaN (the clamp would lose it)
+        * _as_float32(np.int32((k - half + 127) << 23))
+    return x if x != x else y  # NaN stays NaN (the clamp would lose it)
 
 
 def _tanh32(x: Any) -> Any:
@@ -173,11 +183,11 @@ def _tanh32(x: Any) -> Any:
     sign(x)(1 - 2/(e^(2|x|) + 1))."""
     a = abs(x)
     z = x * x
-    small = ((((-5.70498872745e-3 * z + 2.06390887954e-2) * z - 5.37397155531e-2) * z
-              + 1.33314422036e-1) * z - 3.33332819422e-1) * z * x + x
-    large = 1.0 - 2.0 / (_exp32(np.float32(2.0 * min(a, 20.0))) + 1.0)
+    t0, t1, t2, t3, t4 = _TANH_POLY
+    small = ((((t0 * z + t1) * z + t2) * z + t3) * z + t4) * z * x + x
+    large = _ONE - _TWO / (_exp32(_TWO * min(a, _TANH_BIG)) + _ONE)
     large = large if x >= 0 else -large
-    return np.float32(small if a < 0.625 else (large if x == x else x))
+    return small if a < _TANH_SMALL else (large if x == x else x)
 
 
 def _vectorised(scalar: Callable[..., Any], fallback: Callable[..., Any]) -> Callable[..., Any]:
@@ -204,7 +214,8 @@ def _vectorised(scalar: Callable[..., Any], fallback: Callable[..., Any]) -> Cal
             return lambda x: element(x)
         return lambda x: fallback(x)
 
-    _numba.extending.overload(stub)(typer)
+    # inlined where it is called, so that a loop over elements vectorises
+    _numba.extending.overload(stub, inline="always")(typer)
     return stub
 
 
@@ -238,6 +249,21 @@ def _scalar_ones_like() -> Callable[..., Any]:
 
     _numba.extending.overload(ones_like)(typer)
     return ones_like
+
+
+def _scalar_clip() -> Callable[..., Any]:
+    """NumPy's ``clip`` for compiled formulas, giving a number for numbers (NaN stays NaN)."""
+
+    def clip(a, low, high):  # type: ignore[no-untyped-def]
+        return np.clip(a, low, high)
+
+    def typer(a, low, high):  # type: ignore[no-untyped-def]
+        if all(isinstance(v, _nb().Number) for v in (a, low, high)):
+            return lambda a, low, high: a if a != a else min(max(a, low), high)
+        return lambda a, low, high: np.clip(a, low, high)
+
+    _numba.extending.overload(clip)(typer)
+    return clip
 
 
 def _nb() -> Any:
@@ -324,6 +350,7 @@ def _compiled_xp() -> types.ModuleType:
         module.tanh = _vectorised(_tanh32, np.tanh)
         module.where = _scalar_where()
         module.ones_like = _scalar_ones_like()
+        module.clip = _scalar_clip()
         _xp_module = module
     return _xp_module
 
@@ -337,58 +364,94 @@ def _replacements() -> dict[Any, Callable[..., Any]]:
             activations.erf: _erf}
 
 
-def jit_formula(function: Callable[..., Any]) -> Any:
+def _single(code: types.CodeType) -> types.CodeType:
+    """``code`` with its float constants (``1.0 - beta_1``'s 1.0) as float32."""
+    consts = tuple(_F(c) if type(c) is float else _single(c) if isinstance(c, types.CodeType)
+                   else c for c in code.co_consts)
+    return code.replace(co_consts=consts)
+
+
+def jit_formula(function: Callable[..., Any], inline: bool = False,
+                dtype: str = "float64") -> Any:
     """``function`` compiled by numba with ``xp`` bound to ``_compiled_xp()``; the layerwise
-    functions it calls are compiled the same way (or replaced, see ``_replacements``)."""
-    compiled = _jitted.get(function)
+    functions it calls are compiled the same way (or replaced, see ``_replacements``).
+
+    ``inline``: numba inlines it (and what it calls) into its callers, as the kernel's loops
+    over single elements need to vectorise (a call per element does not). ``dtype``
+    "float32", for formulas applied to single numbers only: its float constants (and the
+    module's float constants it reads) are float32, as NumPy treats a Python float in
+    ``0.9 * m`` for a float32 array; numba would compute such a formula in float64 (at half
+    the vector width, with slow double divisions)."""
+    key = (function, inline, dtype)
+    compiled = _jitted.get(key)
     if compiled is not None:
         return compiled
+    options = {"error_model": "numpy", **({"inline": "always"} if inline else {})}
     replacement = _replacements().get(function)
     if replacement is not None:
-        compiled = _numba.njit(error_model="numpy")(replacement)
+        compiled = _numba.njit(**options)(replacement)
     else:
+        single = dtype == "float32"
         scope = dict(function.__globals__, xp=_compiled_xp())
         for name in function.__code__.co_names:
             value = scope.get(name)
             if isinstance(value, types.FunctionType) and \
                     value.__module__.startswith("layerwise."):
-                scope[name] = jit_formula(value)
-        rebound = types.FunctionType(function.__code__, scope, function.__name__,
+                scope[name] = jit_formula(value, inline, dtype)
+            elif single and type(value) is float:
+                scope[name] = _F(value)
+        code = _single(function.__code__) if single else function.__code__
+        rebound = types.FunctionType(code, scope, function.__name__,
                                      function.__defaults__, function.__closure__)
         rebound.__qualname__ = function.__qualname__  # e.g. Adam.formula, for the caches
-        compiled = _numba.njit(error_model="numpy")(rebound)
-    _jitted[function] = compiled
+        compiled = _numba.njit(**options)(rebound)
+    _jitted[key] = compiled
     return compiled
 
 
 _scalar_checked: dict[Any, bool] = {}
 
 
-def _takes_numbers(activation: Any, dtype: str) -> bool:
-    """Whether the activation's two formulas compile for single numbers (giving numbers):
-    then the kernel applies them element by element in its own loops, with no temporary
-    arrays (ReLU's backward ~6x faster on a 64x128 batch). Otherwise, on whole arrays."""
-    formulas = (type(activation).formula, type(activation).gradient_formula)
-    n_hyper = len(activation.hyper())
-    key = (*formulas, n_hyper, dtype)
+def _formulas_take_numbers(formulas: tuple[Any, ...], inputs: tuple[int, ...], n_hyper: int,
+                           dtype: str) -> bool:
+    """Whether each formula compiles for ``inputs[k]`` single numbers (and ``n_hyper``
+    float hyper-parameters), giving a number: then the kernel applies it element by element
+    in its own loops, inlined, with no temporary arrays (ReLU's backward ~6x faster on a
+    64x128 batch; tanh ~10x). A formula that works on rows (softmax's shift by the row
+    maximum, say) does not compile for numbers and runs on whole arrays."""
+    key = (*formulas, inputs, n_hyper, dtype)
     if key not in _scalar_checked:
         nb = _nb()
         number = nb.float32 if dtype == "float32" else nb.float64
-        ok = activation.elementwise
-        for formula, n_inputs in zip(formulas, (1, 2)):
-            if not ok:
-                break
-            function = jit_formula(formula)
-            signature = (number,) * n_inputs + (nb.float64,) * n_hyper
+        ok = True
+        for formula, n_inputs in zip(formulas, inputs):
+            function = jit_formula(formula, dtype=dtype)
+            signature = (number,) * (n_inputs + n_hyper)  # the kernel casts hyper-parameters
             try:
-                function.compile(signature)
+                with _compiling():
+                    function.compile(signature)
             except _numba.core.errors.NumbaError:
                 ok = False
             else:
                 returns = function.overloads[signature].signature.return_type
                 ok = isinstance(returns, (nb.Number, nb.Boolean))
+            if not ok:
+                break
         _scalar_checked[key] = ok
     return _scalar_checked[key]
+
+
+def _takes_numbers(activation: Any, dtype: str) -> bool:
+    """Whether an element-wise activation's formula and derivative take single numbers."""
+    return activation.elementwise and _formulas_take_numbers(
+        (type(activation).formula, type(activation).gradient_formula), (1, 2),
+        len(activation.hyper()), dtype)
+
+
+def _loss_takes_numbers(loss: Any, dtype: str) -> bool:
+    """Whether a loss's two formulas take single numbers ``(y_true, y_pred)``: each unit's
+    loss is then its own (not so for cross-entropy from logits, which needs the row)."""
+    return _formulas_take_numbers(loss.formulas(), (2, 2), len(loss.hyper()), dtype)
 
 
 def _cache_dir() -> Path | None:
@@ -468,8 +531,9 @@ def _compile(source: str, name: str, scope: dict[str, Any]) -> Any:
 # -- the optimizer's pass ------------------------------------------------------------------
 
 
-def _update_loop(formula: Callable[..., Any], present: tuple[bool, ...], n_hyper: int) -> Any:
-    key = (formula, present, n_hyper)
+def _update_loop(formula: Callable[..., Any], present: tuple[bool, ...], n_hyper: int,
+                 dtype: str) -> Any:
+    key = (formula, present, n_hyper, dtype)
     loop = _loops.get(key)
     if loop is None:
         slots = [f"s{i}" for i in range(len(present))]
@@ -477,11 +541,13 @@ def _update_loop(formula: Callable[..., Any], present: tuple[bool, ...], n_hyper
         args = ", ".join(f"{s}[i]" if on else "0.0" for s, on in zip(slots, present))
         writes = "".join(f"        {s}[i] = r[{k + 1}]\n"
                          for k, (s, on) in enumerate(zip(slots, present)) if on)
-        source = (f"def loop(p, g, {', '.join([*slots, ''])}{hyper}):\n"
+        casts = "".join(f"    h{i} = np.{dtype}(h{i})\n" for i in range(n_hyper))
+        source = (f"def loop(p, g, {', '.join([*slots, ''])}{hyper}):\n{casts}"
                   f"    for i in range(p.shape[0]):\n"
                   f"        r = formula(p[i], g[i], {args + ', ' if args else ''}{hyper})\n"
                   f"        p[i] = r[0]\n{writes}")
-        loop = _loops[key] = _compile(source, "loop", {"formula": jit_formula(formula)})
+        loop = _loops[key] = _compile(source, "loop",
+                                      {"formula": jit_formula(formula, True, dtype)})
     return loop
 
 
@@ -496,7 +562,7 @@ def update_in_one_pass(formula: Callable[..., Any], p: Any, g: Any, state: list[
         return False
     present = tuple(s is not None for s in state)
     dummy = p[:1]  # never read: the loop passes 0.0 for a slot that is off
-    loop = _update_loop(formula, present, len(hyper))
+    loop = _update_loop(formula, present, len(hyper), p.dtype.name)
     args = (p, g, *[dummy if s is None else s for s in state], *[float(h) for h in hyper])
     with _compiling():  # the first call for these dtypes compiles
         loop(*args)
@@ -510,6 +576,9 @@ def _compiling() -> Any:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Cannot cache compiled function",
                                 category=_numba.NumbaWarning)
+        # a pedantic check of numba's that inlined code with branches trips (numba asks
+        # for reports, but the code is right: the kernels equal the Python loop in tests)
+        warnings.filterwarnings("ignore", category=_numba.core.errors.NumbaIRAssumptionWarning)
         yield
 
 
@@ -581,13 +650,19 @@ def reason_not_compiled(model: Any, source: Any, batch_hooks: bool) -> str | Non
 
 def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: list[int],
                    n_loss_hyper: int, present: tuple[bool, ...], n_opt_hyper: int,
-                   decoupled: bool, dtype: str, numbers: list[bool]) -> str:
+                   decoupled: bool, dtype: str, numbers: list[bool], loss_numbers: bool
+                   ) -> str:
     """The source of one network's kernel: the layers unrolled, each step's work in order."""
     dense = model.layers
     last = len(dense) - 1
 
-    def nhp(i: int) -> str:  # an element-wise formula's hyper-parameters, read once
+    def nhp(i: int) -> str:  # an activation's hyper-parameters, read once
         return "".join(f", ah{i}_{h}" for h in range(n_hyper[i]))
+
+    # the formulas' numbers in the model's dtype: a float64 among float32 values would make
+    # numba compute in float64, as NumPy does not
+    num = f"np.{dtype}"
+    lhp = "".join(f", lh{h}" for h in range(n_loss_hyper))
 
     slots = [f"S{i}" for i in range(len(present))]
     lines = [f"def epoch(x, t, sw, order, first, steps, batch, P, G, {', '.join([*slots, ''])}"
@@ -604,7 +679,12 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
         lines.append(f"    Z{i} = np.empty((batch, {layer.units}), P.dtype)")
         if numbers[i]:
             lines.append(f"    A{i} = np.empty((batch, {layer.units}), P.dtype)")
-            lines += [f"    ah{i}_{h} = ahyper[{i}, {h}]" for h in range(n_hyper[i])]
+        lines += [f"    ah{i}_{h} = {num}(ahyper[{i}, {h}])" for h in range(n_hyper[i])]
+    lines += [f"    lh{h} = {num}(lhyper[{h}])" for h in range(n_loss_hyper)]
+    for i in range(1, len(dense)):  # dL/d(input) of the layers above the first
+        lines.append(f"    DY{i} = np.empty((batch, {dense[i].input_dim}), P.dtype)")
+    if loss_numbers:
+        lines.append(f"    DL = np.empty((batch, {dense[last].units}), P.dtype)")
     lines += ["    X = np.empty((batch, x.shape[1]), x.dtype)",
               "    T = np.empty((batch, t.shape[1]), t.dtype)",
               "    Wt = np.empty(batch, sw.dtype)",
@@ -626,37 +706,51 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
               "        a_in = X[:m]"]
     previous = "a_in"
     for i, layer in enumerate(dense):
-        hp = "".join(f", ahyper[{i}, {h}]" for h in range(n_hyper[i]))
         lines += [f"        z{i} = Z{i}[:m]", f"        np.dot({previous}, W{i}, z{i})"]
-        if layer.use_bias:
-            lines.append(f"        z{i} += B{i}")
-        if i == last and fused:
-            lines.append(f"        out = z{i}")
-        elif numbers[i]:  # the formula on each element, in one loop
+        bias = f" + B{i}[c]" if layer.use_bias else ""
+        if numbers[i] and not (i == last and fused):  # bias and formula, one loop
             lines += [f"        a{i} = A{i}[:m]",
                       "        for r in range(m):",
                       f"            for c in range({layer.units}):",
-                      f"                a{i}[r, c] = f{i}(z{i}[r, c]{nhp(i)})"]
+                      f"                v = z{i}[r, c]{bias}",
+                      f"                z{i}[r, c] = v",
+                      f"                a{i}[r, c] = f{i}(v{nhp(i)})"]
             previous = f"a{i}"
+            continue
+        if layer.use_bias:
+            lines += ["        for r in range(m):",
+                      f"            for c in range({layer.units}):",
+                      f"                z{i}[r, c] += B{i}[c]"]
+        if i == last and fused:
+            lines.append(f"        out = z{i}")
         else:
-            lines.append(f"        a{i} = cast(f{i}(z{i}{hp}), z{i})")
+            lines.append(f"        a{i} = cast(f{i}(z{i}{nhp(i)}), z{i})")
             previous = f"a{i}"
     if not fused:
         lines.append(f"        out = a{last}")
-    lhp = "".join(f", lhyper[{h}]" for h in range(n_loss_hyper))
     lines += ["        tb = T[:m]",
-              "        wb = Wt[:m]",
-              f"        each = loss_value(tb, out{lhp})",
-              "        loss = (each * wb.reshape((m, 1))).sum() / units_denominator / m "
-              "* loss_weight",
-              "        if not np.isfinite(loss):",
+              "        wb = Wt[:m]"]
+    if loss_numbers:  # each unit's loss and derivative, in one loop
+        lines += ["        dy = DL[:m]",
+                  "        loss = 0.0",
+                  f"        factor = {num}(loss_weight / (units_denominator * m))",
+                  "        for r in range(m):",
+                  "            weight = wb[r] * factor",
+                  f"            for c in range({dense[last].units}):",
+                  f"                loss += loss_value(tb[r, c], out[r, c]{lhp}) * weight",
+                  f"                dy[r, c] = loss_grad(tb[r, c], out[r, c]{lhp}) * weight"]
+    else:
+        lines += [f"        each = loss_value(tb, out{lhp})",
+                  "        loss = (each * wb.reshape((m, 1))).sum() / units_denominator / m "
+                  "* loss_weight",
+                  "        scale = wb * (loss_weight / (units_denominator * m))",
+                  f"        dy = cast(loss_grad(tb, out{lhp}) * scale.reshape((m, 1)), out)"]
+    lines += ["        if not np.isfinite(loss):",
               "            losses[0] = loss",
-              "            return s, 1, total",
-              "        scale = wb * (loss_weight / (units_denominator * m))",
-              f"        dy = cast(loss_grad(tb, out{lhp}) * scale.reshape((m, 1)), out)"]
+              "            return s, 1, total"]
     for i in range(last, -1, -1):
         layer = dense[i]
-        hp = "".join(f", ahyper[{i}, {h}]" for h in range(n_hyper[i]))
+        hp = nhp(i)
         below = "a_in" if i == 0 else f"a{i - 1}"
         if i == last and fused:
             lines.append("        dz = dy")
@@ -672,16 +766,18 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
             lines.append(f"        dz = cast(df{i}(z{i}, a{i}, dy{hp}), dy)")
         lines.append(f"        np.dot({below}.T, dz, gW{i})")
         if layer.use_bias:  # Σ over the batch, row by row (numba's sum(axis=0) is slow)
-            lines += [f"        gB{i}[:] = dz[0]",
+            lines += [f"        for c in range({layer.units}):",
+                      f"            gB{i}[c] = dz[0, c]",
                       "        for r in range(1, m):",
-                      f"            gB{i} += dz[r]"]
+                      f"            for c in range({layer.units}):",
+                      f"                gB{i}[c] += dz[r, c]"]
         if i > 0:
-            lines.append(f"        dy = np.dot(dz, W{i}.T)")
+            lines += [f"        dy = DY{i}[:m]", f"        np.dot(dz, W{i}.T, dy)"]
     # the step's numbers as locals: read from H inside the loop, they would have to be
     # read again after every store (H might alias P), and the loop would not vectorize
     hyper = "".join(f", h{h}" for h in range(n_opt_hyper))
     args = "".join(f", {s}[i]" if on else ", 0.0" for s, on in zip(slots, present))
-    lines += [f"        h{h} = H[s, {h}]" for h in range(n_opt_hyper + decoupled)]
+    lines += [f"        h{h} = {num}(H[s, {h}])" for h in range(n_opt_hyper + decoupled)]
     lines += ["        bad = False",
               "        for i in range(P.shape[0]):",
               f"            r = opt({f'P[i] * h{n_opt_hyper}' if decoupled else 'P[i]'}, "
@@ -745,18 +841,24 @@ class EpochKernel:
         """The kernel's source and the compiled functions it calls."""
         loss, optimizer = model._fused or model.loss, model.optimizer
         acts = [layer.activation for layer in model.layers]
-        scope = {"cast": _cast_function(), "prefetch": _prefetch_function(),
-                 "loss_value": jit_formula(loss.formulas()[0]),
-                 "loss_grad": jit_formula(loss.formulas()[1]),
-                 "opt": jit_formula(optimizer.formula)}
-        for i, act in enumerate(acts):
-            scope[f"f{i}"] = jit_formula(type(act).formula)
-            scope[f"df{i}"] = jit_formula(type(act).gradient_formula)
         *_, present, n_opt_hyper, decoupled, dtype = EpochKernel.key_of(model)
+        loss_numbers = _loss_takes_numbers(loss, dtype)
+
+        def compiled(formula: Any, on_numbers: bool) -> Any:
+            # float32 constants only on numbers (numba's array expressions refuse them)
+            return jit_formula(formula, on_numbers, dtype if on_numbers else "float64")
+
+        scope = {"cast": _cast_function(), "prefetch": _prefetch_function(),
+                 "loss_value": compiled(loss.formulas()[0], loss_numbers),
+                 "loss_grad": compiled(loss.formulas()[1], loss_numbers),
+                 "opt": compiled(optimizer.formula, True)}
+        numbers = [_takes_numbers(a, dtype) for a in acts]
+        for i, act in enumerate(acts):
+            scope[f"f{i}"] = compiled(type(act).formula, numbers[i])
+            scope[f"df{i}"] = compiled(type(act).gradient_formula, numbers[i])
         source = _kernel_source(model, model._fused is not None, [a.elementwise for a in acts],
                                 [len(a.hyper()) for a in acts], len(loss.hyper()), present,
-                                n_opt_hyper, decoupled, dtype,
-                                [_takes_numbers(a, dtype) for a in acts])
+                                n_opt_hyper, decoupled, dtype, numbers, loss_numbers)
         return source, scope
 
     @staticmethod
