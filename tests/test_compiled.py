@@ -283,6 +283,39 @@ def test_a_nonfinite_loss_stops_before_its_update_as_the_python_loop(rng):
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
+@pytest.mark.parametrize("check_elements", [100_000, 10])  # a check every step; every 6th
+def test_nonfinite_weights_are_found_at_the_same_check_as_the_python_loop(check_elements,
+                                                                          monkeypatch):
+    """Adam with epsilon=0: a unit that never gets a gradient computes 0/0 = NaN in its first
+    update although the loss is finite. Both paths check the weights on the same steps (the
+    kernel in its own pass after the update), roll back, and say the same."""
+    from layerwise import guards
+
+    monkeypatch.setattr(guards, "CHECK_ELEMENTS", check_elements)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    x[:, 3] = 0.0  # the kernel row of feature 3 never gets a gradient
+    y = rng.integers(0, 3, size=64)
+    results = []
+    for jit in (False, True):
+        lw.utils.set_random_seed(2)
+        model = lw.Sequential([Dense(8, activation="relu", input_dim=4),
+                               Dense(3, activation="softmax")])
+        model.compile(lw.optimizers.Adam(0.01, epsilon=0.0),
+                      "sparse_categorical_crossentropy", jit_compile=jit)
+        start = [w.copy() for w in model.get_weights()]
+        with pytest.raises(lw.models.NonFiniteWeightsError) as info, \
+                warnings.catch_warnings():
+            warnings.simplefilter("error")  # jit_compile=True warns when it falls back
+            model.fit(x, y, batch_size=16, epochs=3, verbose=0)
+        assert model.weights_finite() and model.optimizer.iterations == 0
+        for before, after in zip(start, model.get_weights()):
+            np.testing.assert_array_equal(before, after)
+        results.append(str(info.value))
+    assert results[0] == results[1]
+    assert "rolled back to the start of epoch 1" in results[0]
+
+
 def test_fallback_is_explained_in_verbose_2(rng, capsys):
     x, y = rng.normal(size=(40, 3)), rng.normal(size=(40, 1))
     model = lw.Sequential([Dense(4, activation="relu", input_dim=3), Dropout(0.2), Dense(1)])
