@@ -9,7 +9,9 @@ with MKL, as layerwise calls it, when the ``mkl`` extra is installed). Inference
 in batches of 1024 returning the class probabilities as one NumPy array, in every framework.
 
 Each framework and configuration runs in ``--runs`` fresh processes (so that no framework's
-thread pool is left spinning while another is timed); the median is reported with its spread.
+thread pool is left spinning while another is timed), interleaved (every framework once, then
+again: a slow stretch of a shared machine slows all alike); the median is reported with its
+spread.
 Every peer is written as its users write it: JAX with one jitted call per step and the loss
 summed on the device (read once per epoch), and with the whole epoch in one ``lax.scan``;
 PyTorch eager with its default and its fused optimizer, the loss read once per epoch; Keras 3's
@@ -643,10 +645,16 @@ def main(argv: list[str] | None = None) -> int:
     for config in configs:
         train[config.name], infer[config.name] = {}, {}
         spread_train[config.name], spread_infer[config.name] = {}, {}
+        # the runs interleaved (each framework once, then again): on a shared machine whose
+        # speed drifts over minutes, a slow stretch then slows every framework alike
+        all_runs: dict[str, list[dict[str, Any]]] = {f: [] for f in available}
+        for _ in range(args.runs):
+            for framework in available:
+                all_runs[framework].append(run_child(
+                    ["--child", framework, "--configs", config.name, "--repeats",
+                     str(args.repeats)], framework))
         for framework in available:
-            runs = [run_child(["--child", framework, "--configs", config.name,
-                               "--repeats", str(args.repeats)], framework)
-                    for _ in range(args.runs)]
+            runs = all_runs[framework]
             for key, into, spread in (("train", train, spread_train),
                                       ("infer", infer, spread_infer)):
                 values = [r[key] for r in runs if key in r]
@@ -660,7 +668,8 @@ def main(argv: list[str] | None = None) -> int:
                 chosen[config.name] = ", ".join(sorted({r["blas"] for r in runs if "blas" in r}))
             print(f"{config.name} {framework}: {fmt(train[config.name][framework])} samples/s",
                   file=sys.stderr, flush=True)
-    report.append(f"Each figure: the median of {args.runs} fresh processes, each the median "
+    report.append(f"Each figure: the median of {args.runs} fresh processes (interleaved "
+                  "across frameworks), each the median "
                   f"of {args.repeats} timed epochs after a warm-up one; ± is half the range "
                   "over the processes.\n")
     if chosen:
