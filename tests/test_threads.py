@@ -88,6 +88,58 @@ def test_stretches_of_steps_count_as_their_steps():
     assert governor.history[0][0][1] == pytest.approx(1 / 0.003)
 
 
+def test_a_probe_continues_across_fits_of_less_than_two_windows():
+    """fit(epochs=1) in a loop, each call 0.4 s: the probe of 2 threads completes in the
+    first call, that of 1 thread in the second (its window begun afresh, the pause between
+    calls not counted), and from then on every call trains on the choice."""
+    machine = _Machine({2: 0.001, 1: 0.002})
+    governor = threads.Governor([2, 1], machine.apply, machine.clock)
+    machine.run(governor, 0.4)  # the first call: 2 threads measured, 1 thread begun
+    assert machine.threads == 1 and governor.probing == 1
+    machine.now += 5.0  # between calls: validation, the user's own code
+    governor.resume()
+    assert machine.threads == 1 and governor.steps == 0
+    machine.run(governor, 0.4)
+    assert governor.probing is None and governor.choice == 2 and machine.threads == 2
+    assert governor.history[0][0][1] == pytest.approx(1 / 0.002, rel=0.02)
+    for _ in range(3):  # later calls, inside the 2 s hold: no probe
+        governor.resume()
+        machine.run(governor, 0.4)
+    assert len(governor.history) == 1 and set(machine.applied[-4:]) == {2}
+
+
+def test_a_hold_keeps_counting_across_fits():
+    machine = _Machine({2: 0.001, 1: 0.002})
+    governor = threads.Governor([2, 1], machine.apply, machine.clock)
+    machine.run(governor, 0.6)  # both measured: 2 threads kept, held for 4 s
+    assert governor.probing is None and governor.hold == 4.0
+    governor.resume()
+    machine.run(governor, 0.1)
+    assert governor.probing is None
+    machine.now += 5.0  # the hold ran out between two fits
+    governor.resume()
+    machine.run(governor, 0.1)
+    assert governor.probing == 0  # the next fit measures again at once
+
+
+def test_a_model_continues_its_governor_from_fit_to_fit(monkeypatch):
+    pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(threads, "_setting", [None])  # LAYERWISE_THREADS may fix it
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+    y = np.zeros(64, dtype=int)
+    model = _model()
+    model.fit(x, y, epochs=1, verbose=0)  # loads what fit uses (numba's OpenBLAS, SciPy's)
+    model.fit(x, y, epochs=1, verbose=0)
+    first = model._last_governor
+    if first is None:
+        pytest.skip("one core or no controllable BLAS: nothing to govern")
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model._last_governor is first
+    import pickle
+
+    assert pickle.loads(pickle.dumps(model))._last_governor is None
+
+
 @pytest.mark.parametrize("value", [0, -1, 1.5, "two", True])
 def test_set_threads_validates(value):
     with pytest.raises(ValueError, match="`threads` must be a positive integer"):

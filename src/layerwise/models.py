@@ -105,6 +105,7 @@ class Sequential:
         self._lock = threading.RLock()
         self._guard: InterruptGuard | None = None  # set inside fit's loop
         self._governor: threads.Governor | None = None  # likewise (see layerwise.threads)
+        self._last_governor: threads.Governor | None = None  # kept for the next fit
         self._layer_names: set[str] = set()
         #: names of the output classes (e.g. string labels read from a CSV), saved with the model
         self.class_names: list[Any] | None = None
@@ -555,7 +556,8 @@ class Sequential:
         # parameters unpickle as separate arrays (views become copies): pack them again
         state = dict(self.__dict__)
         state.update(_param_list=[], _grad_list=[], _flat_params=None, _guard=None,
-                     _governor=None, _buffer_depth=0, _grad_buffer=None, _strategy=None)
+                     _governor=None, _last_governor=None, _buffer_depth=0, _grad_buffer=None,
+                     _strategy=None)
         state.pop("_lock", None)
         return state
 
@@ -803,8 +805,9 @@ class Sequential:
         # a diverging run is reported once, by NonFiniteLossError, not by NumPy warnings
         with self._lock, np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
                 self._reusing_buffers(batch_size), InterruptGuard() as guard, \
-                threads.governor() as governor:
+                threads.governor(getattr(self, "_last_governor", None)) as governor:
             self._guard, self._governor, self._strategy = guard, governor, context
+            self._last_governor = governor  # the next fit continues its measurement
             try:
                 self._train_epochs(train, val, epochs, initial_epoch, orders, callback_list)
             finally:

@@ -12,6 +12,10 @@ changes while a model trains, so by default ``fit`` measures instead of guessing
 - it measures again after a hold that doubles while the choice stays the same (2 s, 4 s, ...
   up to a minute) and falls back to 2 s when the choice changes, so it follows the load at
   a cost of about 1% on a quiet machine;
+- a model keeps its governor from one ``fit`` to the next: a loop of ``fit(epochs=1)`` calls
+  continues the same measurement and hold (a probe's window starts afresh in the next call,
+  as the time between calls is no training) instead of probing every count again at the
+  start of every call, which spent half of each 0.45 s epoch of config C on one thread;
 - fits shorter than one window never change anything; the original thread count is restored
   when ``fit`` ends.
 
@@ -89,6 +93,7 @@ class Governor:
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.candidates = list(dict.fromkeys(candidates))
         self.apply, self.clock = apply, clock
+        self.owner: Any = None  # the libraries it governs (their paths), set by governor()
         self.choice = self.candidates[0]
         self.hold = HOLD_START
         self.rates: dict[int, float] = {}
@@ -105,6 +110,14 @@ class Governor:
         self.apply(threads)
         self.window_start = self.clock()
         self.steps = 0
+
+    def resume(self) -> None:
+        """At the start of another ``fit``: the thread count in use again; a probe's window
+        starts afresh (the time between two fits is no training), a hold keeps counting."""
+        if self.probing is None:
+            self.apply(self.current)
+        else:
+            self._switch(self.current)
 
     def step(self, count: int = 1) -> None:
         """After ``count`` training steps (the compiled kernel reports a stretch at once)."""
@@ -155,9 +168,11 @@ last_history: list[list[tuple[dict[int, float], int]]] = []
 
 
 @contextlib.contextmanager
-def governor() -> Iterator[Governor | None]:
+def governor(previous: Governor | None = None) -> Iterator[Governor | None]:
     """The governor for one ``fit`` (None where there is nothing to choose: one core, a fixed
-    setting, no threadpoolctl, or a non-NumPy backend); restores the thread count after."""
+    setting, no threadpoolctl, or a non-NumPy backend); restores the thread count after.
+    ``previous``: the model's governor from its last ``fit``, continued when it governs the
+    same library and thread counts."""
     from .backend import backend_name
 
     fixed_threads = _setting[0]
@@ -172,8 +187,20 @@ def governor() -> Iterator[Governor | None]:
         if fixed_threads is not None:
             yield None
             return
-        chooser = Governor([cores, max(1, cores // 2), 1],
-                           lambda n: controller.limit(limits=n))
+        candidates = list(dict.fromkeys([cores, max(1, cores // 2), 1]))
+        libraries = tuple(sorted(lib.filepath for lib in controller.lib_controllers))
+
+        def apply(n: int) -> None:
+            controller.limit(limits=n)
+
+        if previous is not None and previous.owner == libraries and \
+                previous.candidates == candidates:
+            chooser = previous
+            chooser.apply = apply  # the controller may be a new one for the same libraries
+            chooser.resume()
+        else:
+            chooser = Governor(candidates, apply)
+            chooser.owner = libraries
         last_history[:] = [chooser.history]  # for inspection after fit
         yield chooser
     finally:
