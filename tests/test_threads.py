@@ -70,6 +70,17 @@ def test_the_hold_doubles_while_the_choice_stays_and_caps():
     assert 8 <= probes <= 15
 
 
+def test_a_window_opens_after_its_first_step():
+    """What ran before a probe's first step (fit's setup, a compiled kernel loading) is not
+    charged to the first thread count."""
+    machine = _Machine({2: 0.001, 1: 0.002})
+    governor = threads.Governor([2, 1], machine.apply, machine.clock)
+    machine.now += 3.0  # setup: seconds before the first step ends
+    machine.run(governor, 1.0)
+    assert governor.history[0][0][2] == pytest.approx(1 / 0.001, rel=0.02)
+    assert governor.choice == 2
+
+
 def test_short_fits_change_nothing():
     machine = _Machine({2: 0.001, 1: 0.0001})
     governor = threads.Governor([2, 1], machine.apply, machine.clock)
@@ -81,7 +92,7 @@ def test_stretches_of_steps_count_as_their_steps():
     """The compiled kernel reports its steps a stretch at a time: step(n)."""
     machine = _Machine({2: 0.05, 1: 0.003})  # a loaded machine
     governor = threads.Governor([2, 1], machine.apply, machine.clock)
-    while machine.now < 10.0:
+    while not governor.history:
         machine.now += 16 * machine.seconds_per_step[machine.threads]
         governor.step(16)
     assert governor.choice == 1 and machine.threads == 1

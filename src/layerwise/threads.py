@@ -8,7 +8,8 @@ changes while a model trains, so by default ``fit`` measures instead of guessing
 
 - it runs a short window (about 0.25 s) with every candidate thread count (all cores, half,
   one) and keeps the one that made the most training steps per second, switching only for a
-  clear (10%) gain;
+  clear (10%) gain; a window opens after its first step, so that fit's setup (loading a
+  compiled kernel, say) is not charged to the first count;
 - it measures again after a hold that doubles while the choice stays the same (2 s, 4 s, ...
   up to a minute) and falls back to 2 s when the choice changes, so it follows the load at
   a cost of about 1% on a quiet machine;
@@ -110,6 +111,10 @@ class Governor:
         self.apply(threads)
         self.window_start = self.clock()
         self.steps = 0
+        # a probe's window opens at the end of its first step (or stretch), which it does
+        # not count: what ran before it (fit's setup, loading a compiled kernel, the
+        # threads waking up) is not the step rate of this count
+        self.opening = self.probing is not None
 
     def resume(self) -> None:
         """At the start of another ``fit``: the thread count in use again; a probe's window
@@ -121,8 +126,12 @@ class Governor:
 
     def step(self, count: int = 1) -> None:
         """After ``count`` training steps (the compiled kernel reports a stretch at once)."""
-        self.steps += count
         now = self.clock()
+        if self.opening:
+            self.opening = False
+            self.window_start = now
+            return
+        self.steps += count
         elapsed = now - self.window_start
         if self.probing is None:
             if elapsed >= self.hold:
