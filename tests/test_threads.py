@@ -139,8 +139,7 @@ def test_a_model_continues_its_governor_from_fit_to_fit(monkeypatch):
     x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
     y = np.zeros(64, dtype=int)
     model = _model()
-    model.fit(x, y, epochs=1, verbose=0)  # loads what fit uses (numba's OpenBLAS, SciPy's)
-    model.fit(x, y, epochs=1, verbose=0)
+    model.fit(x, y, epochs=1, verbose=0)  # may load SciPy's OpenBLAS (numba's): continued
     first = model._last_governor
     if first is None:
         pytest.skip("one core or no controllable BLAS: nothing to govern")

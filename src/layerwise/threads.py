@@ -202,10 +202,12 @@ def governor(previous: Governor | None = None) -> Iterator[Governor | None]:
         def apply(n: int) -> None:
             controller.limit(limits=n)
 
-        if previous is not None and previous.owner == libraries and \
-                previous.candidates == candidates:
+        # the same libraries, or more: numba loads SciPy's OpenBLAS during the first fit
+        if previous is not None and set(previous.owner or ()) <= set(libraries) and \
+                previous.owner and previous.candidates == candidates:
             chooser = previous
             chooser.apply = apply  # the controller may be a new one for the same libraries
+            chooser.owner = libraries
             chooser.resume()
         else:
             chooser = Governor(candidates, apply)
