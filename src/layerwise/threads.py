@@ -8,8 +8,8 @@ changes while a model trains, so by default ``fit`` measures instead of guessing
 
 - it runs a short window (about 0.25 s) with every candidate thread count (all cores, half,
   one) and keeps the one that made the most training steps per second, switching only for a
-  clear (10%) gain; a window opens after its first step, so that fit's setup (loading a
-  compiled kernel, say) is not charged to the first count;
+  clear (10%) gain found by two probes in a row; a window opens after its first step, so
+  that fit's setup (loading a compiled kernel, say) is not charged to the first count;
 - it measures again after a hold that doubles while the choice stays the same (2 s, 4 s, ...
   up to a minute) and falls back to 2 s when the choice changes, so it follows the load at
   a cost of about 1% on a quiet machine;
@@ -95,6 +95,7 @@ class Governor:
         self.candidates = list(dict.fromkeys(candidates))
         self.apply, self.clock = apply, clock
         self.owner: Any = None  # the libraries it governs (their paths), set by governor()
+        self.pending: int | None = None  # a count one probe preferred, awaiting a second
         self.choice = self.candidates[0]
         self.hold = HOLD_START
         self.rates: dict[int, float] = {}
@@ -147,6 +148,14 @@ class Governor:
         best = max(self.rates, key=self.rates.__getitem__)
         if best != self.choice and self.rates[best] < SWITCH_GAIN * self.rates[self.choice]:
             best = self.choice  # not a clear gain: keep the current choice
+        if best != self.choice and self.pending != best:
+            # a first sign: measure again at once, and switch only if the next probe agrees
+            # (a shared core slow for one window would otherwise set the count for a hold)
+            self.pending = best
+            self.history.append((dict(self.rates), self.choice))
+            self._start_probe()
+            return
+        self.pending = None
         self.hold = min(2 * self.hold, HOLD_MAX) if best == self.choice else HOLD_START
         self.choice = best
         self.history.append((dict(self.rates), best))
