@@ -586,7 +586,7 @@ def update_in_one_pass(formula: Callable[..., Any], p: Any, g: Any, state: list[
                 for a in (p, g, *state)):
         return False
     present = tuple(s is not None for s in state)
-    dummy = p[:1]  # never read: the loop passes 0.0 for a slot that is off
+    dummy = p[:1]  # never read: the loop passes a zero for a slot that is off
     loop = _update_loop(formula, present, len(hyper), p.dtype.name)
     args = (p, g, *[dummy if s is None else s for s in state], *[float(h) for h in hyper])
     with _compiling():  # the first call for these dtypes compiles
@@ -706,6 +706,7 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
             lines.append(f"    A{i} = np.empty((batch, {layer.units}), P.dtype)")
         lines += [f"    ah{i}_{h} = {num}(ahyper[{i}, {h}])" for h in range(n_hyper[i])]
     lines += [f"    lh{h} = {num}(lhyper[{h}])" for h in range(n_loss_hyper)]
+    lines.append(f"    zero = {num}(0.0)  # an optimizer slot that is off")
     for i in range(1, len(dense)):  # dL/d(input) of the layers above the first
         lines.append(f"    DY{i} = np.empty((batch, {dense[i].input_dim}), P.dtype)")
     if loss_numbers:
@@ -805,7 +806,6 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
     # formula's unused branch (AMSGrad's maximum) and so all of Adam float64 (3x slower)
     args = "".join(f", {s}[i]" if on else ", zero" for s, on in zip(slots, present))
     lines += [f"        h{h} = {num}(H[s, {h}])" for h in range(n_opt_hyper + decoupled)]
-    lines += [f"        zero = {num}(0.0)"]
     lines += ["        for i in range(P.shape[0]):",
               f"            u = opt({f'P[i] * h{n_opt_hyper}' if decoupled else 'P[i]'}, "
               f"G[i]{args}{hyper})",

@@ -94,7 +94,7 @@ class Governor:
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.candidates = list(dict.fromkeys(candidates))
         self.apply, self.clock = apply, clock
-        self.owner: Any = None  # the libraries it governs (their paths), set by governor()
+        self.owner: tuple[str, ...] = ()  # the libraries it governs (paths), set by governor()
         self.pending: int | None = None  # a count one probe preferred, awaiting a second
         self.choice = self.candidates[0]
         self.hold = HOLD_START
@@ -212,8 +212,8 @@ def governor(previous: Governor | None = None) -> Iterator[Governor | None]:
             controller.limit(limits=n)
 
         # the same libraries, or more: numba loads SciPy's OpenBLAS during the first fit
-        if previous is not None and set(previous.owner or ()) <= set(libraries) and \
-                previous.owner and previous.candidates == candidates:
+        if previous is not None and previous.candidates == candidates and \
+                set(previous.owner) <= set(libraries):
             chooser = previous
             chooser.apply = apply  # the controller may be a new one for the same libraries
             chooser.owner = libraries
