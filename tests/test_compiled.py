@@ -581,3 +581,88 @@ def test_row_max_and_sums_as_numpy(cols, rng):
     row_max, row_sums = numba.njit(compiled._row_max), numba.njit(compiled._row_sums)
     np.testing.assert_array_equal(row_max(z), z.max(axis=1, keepdims=True))
     np.testing.assert_allclose(row_sums(z), z.sum(axis=1, keepdims=True), rtol=1e-5)
+
+
+# -- the inference kernel ------------------------------------------------------------------
+
+
+def _predict_both(model, x, batch_size):
+    """predict through the compiled inference kernel, then layer by layer in Python."""
+    model.jit_compile = True
+    assert model._predict_kernel(x, batch_size) is not None
+    kernel = model.predict(x, batch_size=batch_size)
+    model.jit_compile = False
+    assert model._predict_kernel(x, batch_size) is None
+    return kernel, model.predict(x, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("group", ACTIVATION_GROUPS, ids=lambda g: "-".join(
+    a if isinstance(a, str) else a["class_name"] for a in g))
+def test_predict_kernel_matches_the_layers_for_every_activation(group, rng):
+    layers = [Dense(6, activation=group[0], input_dim=4, dtype="float64")]
+    layers += [Dense(6, activation=a, dtype="float64", use_bias=i % 2 == 0)
+               for i, a in enumerate(group[1:])]
+    model = lw.Sequential([*layers, Dense(3, activation="softmax", dtype="float64")])
+    x = rng.normal(size=(70, 4))
+    kernel, python = _predict_both(model, x, batch_size=32)  # a partial last batch
+    np.testing.assert_allclose(kernel, python, rtol=1e-9, atol=1e-12)
+
+
+def test_predict_kernel_float32_matches_to_float32_rounding(rng):
+    model = lw.Sequential([Dense(32, activation="relu", input_dim=8),
+                           Dense(16, activation="tanh"), Dense(4, activation="softmax")])
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    kernel, python = _predict_both(model, x, batch_size=128)
+    assert kernel.dtype == python.dtype == np.float32
+    np.testing.assert_allclose(kernel, python, rtol=2e-6, atol=1e-6)
+
+
+def test_predict_kernel_only_where_it_applies(rng, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path))  # nothing compiled before
+    model = lw.Sequential([Dense(7, activation="mish", input_dim=3), Dense(2)])
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    # "auto": a short predict does not compile (seconds) ...
+    assert not compiled.PredictKernel.is_compiled(model)
+    assert model._predict_kernel(x, 32) is None
+    many = compiled.AUTO_MIN_STEPS * 4
+    assert model._predict_kernel(np.zeros((many, 3), np.float32), 4) is not None
+    # ... and once compiled, every predict uses it
+    model.jit_compile = True
+    model.predict(x)
+    model.jit_compile = "auto"
+    assert compiled.PredictKernel.is_compiled(model)
+    assert model._predict_kernel(x, 32) is not None
+    # the data is never copied whole for it: other dtypes and strided rows take the layers
+    for data in (x.astype(np.float64), np.asfortranarray(x), x[::2]):
+        assert compiled.reason_not_predicted(model, data) is not None
+        assert model._predict_kernel(data, 32) is None
+    np.testing.assert_allclose(model.predict(x[::2]),  # layers vs kernel: float32 rounding
+                               model.predict(np.ascontiguousarray(x[::2])), rtol=2e-6, atol=1e-6)
+    # layers without a formula, and large networks, keep NumPy's path
+    assert "Dropout" in compiled.reason_not_predicted(
+        lw.Sequential([Dense(4, input_dim=3), Dropout(0.5), Dense(1)]), x)
+    wide = lw.Sequential([Dense(1024, input_dim=512), Dense(2)])
+    assert "weights" in compiled.reason_not_predicted(wide, np.zeros((2, 512), np.float32))
+
+
+def test_predict_kernel_refuses_nonfinite_data_before_computing(rng):
+    model = lw.Sequential([Dense(4, activation="relu", input_dim=3), Dense(2)])
+    model.jit_compile = True
+    x = rng.normal(size=(50, 3)).astype(np.float32)
+    x[37, 1] = np.nan
+    with pytest.raises(ValueError, match=r"x\[37, 1\] is nan"):
+        model.predict(x)
+
+
+def test_predict_kernel_with_callbacks_runs_the_layers(rng):
+    model = lw.Sequential([Dense(4, activation="relu", input_dim=3), Dense(2)])
+    model.jit_compile = True
+    seen = []
+
+    class Batches(lw.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            seen.append(batch)
+
+    out = model.predict(rng.normal(size=(50, 3)).astype(np.float32), batch_size=16,
+                        callbacks=[Batches()])
+    assert out.shape == (50, 2) and seen == [0, 1, 2, 3]

@@ -971,6 +971,23 @@ class Sequential:
             return None
         return kernel
 
+    def _predict_kernel(self, x: Any, batch_size: int) -> Any:
+        """The compiled inference kernel ``predict`` runs ``x`` through, or None (then it
+        runs layer by layer). As for ``fit``: never under ``jit_compile=False``; under
+        ``"auto"`` only when the kernel is compiled already or ``x`` makes at least
+        ``compiled.AUTO_MIN_STEPS`` batches (compiling takes seconds, once)."""
+        mode = getattr(self, "jit_compile", "auto")
+        if mode is False or getattr(self, "_predict_failed", False):
+            return None
+        from . import compiled
+
+        if compiled.reason_not_predicted(self, x) is not None:
+            return None
+        if mode == "auto" and x.shape[0] < compiled.AUTO_MIN_STEPS * batch_size and \
+                not compiled.PredictKernel.is_compiled(self):
+            return None
+        return compiled.PredictKernel(self)
+
     def _compiled_epoch(self, kernel: Any, train: Any, rng: Any, point: StatePoint,
                         epoch: int, callback_list: CallbackList, totals: _Totals
                         ) -> tuple[int, int]:
@@ -1237,6 +1254,19 @@ class Sequential:
                 self.build(x.shape[1])
             check_features(x, self.input_dim, "x")
             out = np.empty((x.shape[0], self.output_dim), dtype=self.dtype)
+            kernel = self._predict_kernel(x, batch_size) if hooks is None else None
+            if kernel is not None:
+                from .compiled import CompileError
+
+                cast_finite(x, self.dtype, "x")  # checked whole: no copy, one summing pass
+                try:
+                    kernel.run(x, out, batch_size)
+                    return out
+                except CompileError as error:
+                    warnings.warn(f"predict runs layer by layer in Python: the compiled "
+                                  f"kernel failed to build ({error}).", UserWarning,
+                                  stacklevel=4)
+                    self._predict_failed = True
             with self._inference_layers() as layers:
                 for step, start in enumerate(range(0, x.shape[0], batch_size)):
                     stop = min(start + batch_size, x.shape[0])
