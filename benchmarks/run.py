@@ -463,6 +463,10 @@ def throughput_child(framework: str, config_name: str, repeats: int) -> None:
         from layerwise import blas
 
         result["blas"] = blas.blas_name()  # what "auto" measured and chose, or was forced
+        # and who computed the compiled kernel's products (blas.kernel_library)
+        kernel = sorted({d["chosen"] for d in blas.kernel_decisions.values()})
+        if kernel:
+            result["blas"] += " (kernel: " + ", ".join(kernel) + ")"
     print(json.dumps(result))
 
 
@@ -673,7 +677,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"of {args.repeats} timed epochs after a warm-up one; ± is half the range "
                   "over the processes.\n")
     if chosen:
-        report.append("layerwise as installed (`LAYERWISE_BLAS` unset) measured and chose: "
+        report.append("layerwise as installed (`LAYERWISE_BLAS` unset) measured and chose "
+                      "(the NumPy path's library, and the compiled kernel's): "
                       + "; ".join(f"{k}: {v}" for k, v in chosen.items()) + ".\n")
     report.append(table("Training, samples per second (higher is better)", train, available,
                         bounds, spread_train))

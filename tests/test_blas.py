@@ -131,8 +131,8 @@ def test_openblas_keeps_one_thread_only_inside_model_loops(mkl):
 
 
 def test_set_blas_validates_its_argument():
-    with pytest.raises(ValueError, match=r"`name` must be one of \['auto', 'mkl', 'numpy'\]. "
-                                         r"Received: name='openblas'"):
+    with pytest.raises(ValueError, match=r"`name` must be one of \['auto', 'mkl', 'numpy', "
+                                         r"'onednn'\]. Received: name='openblas'"):
         blas.set_blas("openblas")
 
 
@@ -183,7 +183,7 @@ def test_environment_variable_is_read_at_import():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env)
     assert result.returncode != 0
-    assert "LAYERWISE_BLAS must be one of ['auto', 'mkl', 'numpy']. Received: " \
+    assert "LAYERWISE_BLAS must be one of ['auto', 'mkl', 'numpy', 'onednn']. Received: " \
            "LAYERWISE_BLAS='fast'" in result.stderr
 
 
@@ -231,3 +231,84 @@ def test_auto_measures_at_the_first_large_product_outside_a_model(monkeypatch):
         assert len(calls) == 6 and blas.blas_name() == "mkl"  # 3 rounds of both
     finally:
         blas.set_blas(previous)
+
+
+# -- oneDNN: the compiled training kernel's products ----------------------------------------
+
+needs_onednn = pytest.mark.skipif(blas.onednn() is None, reason="oneDNN is not installed: "
+                                  "pip install 'layerwise[onednn]'")
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape", [(5, 7, 3), (64, 300, 200)])
+def test_onednn_gemm_matches_numpy_in_every_layout(shape, rng):
+    lib = blas.onednn()
+    m, k, n = shape
+    a, b = rng.normal(size=(m, k)).astype("float32"), rng.normal(size=(k, n)).astype("float32")
+    for left in (a, np.asfortranarray(a)):
+        for right in (b, np.asfortranarray(b)):
+            out = np.empty((m, n), "float32")
+            assert lib.gemm(left, right, out)
+            np.testing.assert_allclose(out, a @ b, rtol=1e-4, atol=1e-4)
+    assert not lib.gemm(a.astype("float64"), b.astype("float64"), np.empty((m, n)))
+
+
+class _FakeOneDNN:
+    threads = 0
+
+    def set_threads(self, threads):
+        self.threads = threads
+
+
+@pytest.mark.parametrize(("onednn_s", "openblas_s", "chosen"), [
+    (1e-3, 2e-3, "onednn"), (1.05e-3, 1e-3, "onednn"),  # within the margin: oneDNN kept
+    (3e-3, 1e-3, "openblas")])
+def test_kernel_library_keeps_the_measured_faster(monkeypatch, onednn_s, openblas_s, chosen):
+    """Forced timings: the compiled kernel's library is chosen by measurement on the
+    network's own step products, once per network and process; oneDNN's presence alone
+    decides nothing."""
+    monkeypatch.setattr(blas, "_onednn_cache", [_FakeOneDNN()])
+    monkeypatch.setattr(blas.time, "sleep", lambda seconds: None)
+    timed = []
+
+    def fake_time(run, repeats=3):
+        timed.append(run.__name__)
+        return onednn_s if run.__name__ == "run_onednn" else openblas_s
+
+    monkeypatch.setattr(blas, "_time_gemm", fake_time)
+    previous = blas._choice
+    try:
+        blas.set_blas("auto")
+        sizes = [(30, 20), (20, 4)]
+        assert blas.kernel_library(sizes, 16, "float32", threads=2) == chosen
+        assert timed == ["run_onednn", "run_openblas"]
+        assert blas.kernel_decisions[(tuple(sizes), 16)] == {
+            "onednn_s": onednn_s, "openblas_s": openblas_s, "chosen": chosen}
+        assert blas.kernel_library(sizes, 16, "float32") == chosen and len(timed) == 2
+        assert blas.kernel_library(sizes, 16, "float64") == "openblas"  # float32 only
+        blas.set_blas("numpy")
+        assert blas.kernel_library(sizes, 16, "float32") == "openblas"
+        blas.set_blas("onednn")
+        assert blas.kernel_library(sizes, 16, "float32") == "onednn" and len(timed) == 2
+    finally:
+        blas.set_blas(previous)
+
+
+def test_set_blas_onednn_without_onednn_names_the_extra(monkeypatch):
+    monkeypatch.setattr(blas, "_onednn_cache", [None])
+    previous = blas._choice
+    try:
+        with pytest.raises(ImportError, match=r"pip install 'layerwise\[onednn\]'"):
+            blas.set_blas("onednn")
+        blas.set_blas("auto")
+        assert blas.kernel_library([(30, 20)], 16, "float32") == "openblas"
+    finally:
+        blas.set_blas(previous)
+
+
+def test_step_products_are_one_training_step():
+    products = blas._step_products([(6, 5), (5, 3)], 4)
+    shapes = [(a.shape, b.shape, out.shape) for a, b, out in products]
+    assert shapes == [((4, 6), (6, 5), (4, 5)), ((6, 4), (4, 5), (6, 5)),
+                      ((4, 5), (5, 3), (4, 3)), ((5, 4), (4, 3), (5, 3)),
+                      ((4, 3), (3, 5), (4, 5))]

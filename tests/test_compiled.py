@@ -666,3 +666,27 @@ def test_predict_kernel_with_callbacks_runs_the_layers(rng):
     out = model.predict(rng.normal(size=(50, 3)).astype(np.float32), batch_size=16,
                         callbacks=[Batches()])
     assert out.shape == (50, 2) and seen == [0, 1, 2, 3]
+
+
+@pytest.mark.skipif(lw.blas.onednn() is None, reason="oneDNN is not installed: "
+                    "pip install 'layerwise[onednn]'")
+def test_a_kernel_on_onednn_matches_the_python_loop(rng):
+    """set_blas("onednn"): the kernel's products by oneDNN's sgemm, the rest unchanged."""
+    previous = lw.blas._choice
+    x = rng.normal(size=(90, 12)).astype(np.float32)
+    y = rng.integers(0, 3, size=90)
+
+    def build(jit):
+        model = lw.Sequential([Dense(24, activation="relu", input_dim=12),
+                               Dense(16, activation="tanh"), Dense(3, activation="softmax")])
+        model.compile(optimizers.Adam(0.01), "sparse_categorical_crossentropy",
+                      jit_compile=jit)
+        return model
+
+    try:
+        lw.blas.set_blas("onednn")
+        python, kernel, hp, hk = _fit_both(build, x, y, epochs=3, batch_size=32)
+        assert any(key[0] == "onednn" for key in compiled._kernels)
+    finally:
+        lw.blas.set_blas(previous)
+    _assert_same(python, kernel, hp, hk, rtol=2e-5, atol=2e-6)

@@ -42,9 +42,9 @@ import numpy as np
 
 from .backend import backend_name, xp
 
-__all__ = ["MIN_BIAS_SIZE", "MIN_GEMM_WORK", "MKL", "active", "add_bias",
-           "blas_name", "decide", "decision", "matmul", "one_thread_pool", "pending",
-           "set_blas"]
+__all__ = ["KERNEL_ONEDNN_MARGIN", "MIN_BIAS_SIZE", "MIN_GEMM_WORK", "MKL", "OneDNN",
+           "active", "add_bias", "blas_name", "decide", "decision", "kernel_decisions",
+           "kernel_library", "matmul", "one_thread_pool", "onednn", "pending", "set_blas"]
 
 #: multiply-adds (m·n·k) from which a GEMM goes to MKL: below about a million, MKL's thread
 #: start-up costs more than it saves (measured: 64x64x128 takes 14 µs in MKL, 8 µs in NumPy;
@@ -56,7 +56,7 @@ MIN_BIAS_SIZE = 1 << 17
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _INT_MAX = 2**31 - 1
-_CHOICES = ("auto", "mkl", "numpy")
+_CHOICES = ("auto", "mkl", "numpy", "onednn")
 
 
 class MKL:
@@ -175,6 +175,164 @@ def _find_mkl() -> str | None:
     return ctypes.util.find_library("mkl_rt")
 
 
+class OneDNN:
+    """ctypes bindings to oneDNN's ``dnnl_sgemm`` (float32, row-major), which the compiled
+    training kernel calls when it is the faster (``kernel_library``), and to the OpenMP
+    runtime it runs its threads on. Raises ``OSError`` when the library cannot be loaded
+    (it needs the system's GNU OpenMP, ``libgomp.so.1``)."""
+
+    def __init__(self, path: str | None = None) -> None:
+        path = path or _find_onednn()
+        if path is None:
+            raise OSError("oneDNN's library (libdnnl) was not found")
+        self.path = path
+        self._lib = lib = ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_GLOBAL", 0))
+        i64, p = ctypes.c_int64, ctypes.c_void_p
+        self._sgemm = lib.dnnl_sgemm
+        self._sgemm.restype = ctypes.c_int
+        self._sgemm.argtypes = [ctypes.c_char, ctypes.c_char, i64, i64, i64, ctypes.c_float,
+                                p, i64, p, i64, ctypes.c_float, p, i64]
+        # its OpenMP calls go to the first OpenMP runtime loaded into the process: GNU's,
+        # which it brings, or Intel's (MKL's) when that came first; set the threads in both
+        self._set_threads = []
+        for name in (None, "libgomp.so.1"):
+            try:
+                fn = ctypes.CDLL(name).omp_set_num_threads
+            except (OSError, AttributeError):
+                continue
+            fn.argtypes, fn.restype = [ctypes.c_int], None
+            self._set_threads.append(fn)
+        self.threads = 0
+
+    def __repr__(self) -> str:
+        return f"OneDNN(path={self.path!r})"
+
+    def set_threads(self, threads: int) -> None:
+        """The OpenMP threads of the calling thread's next oneDNN calls."""
+        if threads != self.threads:
+            for fn in self._set_threads:
+                fn(int(threads))
+            self.threads = threads
+
+    def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> bool:
+        """``out = a @ b`` for float32 2-D arrays (transposed views cost nothing); False,
+        doing nothing, for another dtype or layout."""
+        if not a.dtype == b.dtype == out.dtype == np.float32 or not out.flags.c_contiguous:
+            return False
+        m, k = a.shape
+        n = b.shape[1]
+        ta, lda = _layout(a, 4)
+        tb, ldb = _layout(b, 4)
+        if ta is None or tb is None or 0 in (m, n, k):
+            return False
+        status = self._sgemm(b"T" if ta == _TRANS else b"N", b"T" if tb == _TRANS else b"N",
+                             m, n, k, 1.0, _ptr(a), lda, _ptr(b), ldb, 0.0, _ptr(out), n)
+        return status == 0
+
+
+def _find_onednn() -> str | None:
+    """Path of oneDNN's library as the ``onednn-cpu-gomp`` wheel (or a system) installs it."""
+    for prefix in dict.fromkeys([sys.prefix, sys.base_prefix, site.getuserbase()]):
+        for name in ("libdnnl.so.3", "libdnnl.so"):
+            path = os.path.join(prefix, "lib", name)
+            if os.path.exists(path):
+                return path
+    return ctypes.util.find_library("dnnl")
+
+
+_onednn_cache: list[OneDNN | None] = []  # [] until the first attempt; [None] if it failed
+
+
+def onednn() -> OneDNN | None:
+    """oneDNN, loaded once; None when it is not installed or cannot be loaded (float32
+    products of the compiled kernel then stay with numba's BLAS)."""
+    if not _onednn_cache:
+        try:
+            _onednn_cache.append(OneDNN())
+        except (OSError, AttributeError) as exc:
+            _onednn_cache.append(None)
+            _load_error.append(f"oneDNN: {exc}")
+    return _onednn_cache[0]
+
+
+#: OpenBLAS computes the compiled kernel's products instead of oneDNN only when it measured
+#: this many times faster (see ``kernel_library``)
+KERNEL_ONEDNN_MARGIN = 1.10
+#: what kernel_library measured, per network: {shapes: {"onednn_s", "openblas_s", "chosen"}}
+kernel_decisions: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _step_products(sizes: list[tuple[int, int]], batch: int) -> list[tuple[Any, Any, Any]]:
+    """Scratch arrays for one training step's products of a network of layers
+    ``(fan_in, units)``: per layer X@W, Xᵀ@dZ, and dZ@Wᵀ above the first layer."""
+    rng = np.random.default_rng(0)
+    products = []
+    for i, (fan_in, units) in enumerate(sizes):
+        x = rng.standard_normal((batch, fan_in)).astype(np.float32)
+        w = rng.standard_normal((fan_in, units)).astype(np.float32)
+        dz = rng.standard_normal((batch, units)).astype(np.float32)
+        products += [(x, w, np.empty((batch, units), np.float32)),
+                     (x.T, dz, np.empty((fan_in, units), np.float32))]
+        if i > 0:
+            products.append((dz, w.T, np.empty((batch, fan_in), np.float32)))
+    return products
+
+
+def kernel_library(sizes: list[tuple[int, int]], batch: int, dtype: Any,
+                   threads: int | None = None) -> str:
+    """The library the compiled training kernel calls for its products: ``"onednn"`` or
+    ``"openblas"`` (numba's BLAS). ``set_blas("onednn")`` forces oneDNN, ``"numpy"`` and
+    ``"mkl"`` keep numba's; under ``"auto"``, for a float32 network with oneDNN installed,
+    one training step's products (scratch arrays of the network's shapes) are timed in both,
+    the best of three (one, for a step of more than 2**30 multiply-adds), and the faster is
+    kept for this network's shapes for the process (``kernel_decisions`` says what was
+    measured). About 0.15 s on config C, 1.3 s on config D, once."""
+    if np.dtype(dtype) != np.float32 or _choice in ("numpy", "mkl"):
+        return "openblas"
+    lib = onednn()
+    if lib is None:
+        return "openblas"
+    if _choice == "onednn":
+        return "onednn"
+    key = (tuple(sizes), batch)
+    known = kernel_decisions.get(key)
+    if known is not None:
+        return known["chosen"]
+    products = _step_products(sizes, batch)
+    if threads is not None:
+        lib.set_threads(threads)
+
+    def run_onednn() -> None:
+        for a, b, out in products:
+            lib.gemm(a, b, out)
+
+    def run_openblas() -> None:
+        for a, b, out in products:
+            np.matmul(a, b, out=out)
+
+    work = sum(a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in products)
+    # C's step (784-512-512-10, batch 128): 2 ms of products, 3 rounds of 3; D's
+    # (1024-4096-4096-10, batch 512): 0.3 s, one round of one after a warm-up
+    repeats = 3 if work < 1 << 30 else 1
+    # one library after the other, never interleaved: each keeps its threads spinning for a
+    # while after a call (OpenBLAS's for about 0.1 s, OpenMP's for about a millisecond), and
+    # those would take the cores from the other's threads; OpenBLAS (NumPy's, perhaps just
+    # used) is given that time to fall asleep first
+    time.sleep(0.12)
+    best = {"onednn": _time_gemm(run_onednn, repeats)}
+    time.sleep(0.005)
+    best["openblas"] = _time_gemm(run_openblas, repeats)
+    # oneDNN unless OpenBLAS is clearly faster: on a shared 2-vCPU AMD EPYC OpenBLAS's
+    # two-thread products were seen to run at half speed for minutes at a time while
+    # oneDNN's kept theirs (config C: 23k against 44k samples/s), a measurement of a few
+    # milliseconds cannot see such a stretch coming, and the two measured within 5% otherwise
+    chosen = "openblas" if best["openblas"] * KERNEL_ONEDNN_MARGIN < best["onednn"] else \
+        "onednn"
+    kernel_decisions[key] = {"onednn_s": best["onednn"], "openblas_s": best["openblas"],
+                             "chosen": chosen}
+    return chosen
+
+
 # -- the active choice --------------------------------------------------------------------
 active: MKL | None = None
 _choice = "numpy"
@@ -257,8 +415,11 @@ def set_blas(name: str = "auto") -> str:
 
     Args:
         name: ``"mkl"`` (error if MKL is not installed), ``"numpy"`` (NumPy's own BLAS),
-            or ``"auto"`` (NumPy until ``decide`` has timed both, then the faster; NumPy
-            when MKL or threadpoolctl is missing or the array backend is not NumPy).
+            ``"onednn"`` (the compiled training kernel's float32 products by oneDNN, error if
+            it is not installed; the NumPy path keeps NumPy's), or ``"auto"`` (NumPy until
+            ``decide`` has timed both, then the faster; NumPy when MKL or threadpoolctl is
+            missing or the array backend is not NumPy; the kernel's library chosen by
+            ``kernel_library``'s measurement).
 
     Returns the name now in use, ``"mkl"`` or ``"numpy"`` (under ``"auto"``, ``"numpy"``
     until the measurement).
@@ -268,6 +429,11 @@ def set_blas(name: str = "auto") -> str:
         raise ValueError(f"`name` must be one of {list(_CHOICES)}. Received: name={name!r}")
     if name == "mkl" and backend_name() != "numpy":
         raise ValueError(f"MKL works on NumPy arrays; the array backend is {backend_name()!r}.")
+    kernel_decisions.clear()
+    if name == "onednn" and onednn() is None:
+        raise ImportError("oneDNN could not be loaded (" + "; ".join(_load_error) + "). "
+                          "Install it with: pip install 'layerwise[onednn]' (Linux x86-64; "
+                          "it needs the system's GNU OpenMP, libgomp.so.1)")
     lib = None
     # "auto" also wants threadpoolctl, without which the two thread pools would compete
     if name == "mkl" or (name == "auto" and backend_name() == "numpy"

@@ -76,6 +76,7 @@ _xp_module: types.ModuleType | None = None
 _as_float32: Any = None
 _cast: Any = None
 _prefetch: Any = None
+_onednn: dict[str, Any] | None = None
 
 
 class CompileError(RuntimeError):
@@ -353,6 +354,44 @@ def _all_finite_function() -> Callable[..., Any]:
 
 
 _all_finite: Any = None
+
+
+def _onednn_functions() -> dict[str, Any]:
+    """``gemm_nn(a, b, c)``: c = a @ b, ``gemm_tn``: c = aᵀ @ b, ``gemm_nt``: c = a @ bᵀ, for
+    C-contiguous float32 arrays, by oneDNN's ``dnnl_sgemm`` (row-major), called from the
+    kernel as numba calls its own BLAS: a symbol of a library loaded for good, so that the
+    kernel's machine code can still be kept on disk."""
+    global _onednn
+    if _onednn is None:
+        import llvmlite.binding as llvm
+
+        from . import blas
+
+        lib = blas.onednn()
+        if lib is None:
+            raise RuntimeError("oneDNN is not installed (pip install 'layerwise[onednn]')")
+        llvm.load_library_permanently(lib.path)
+        t = _numba.types
+        f32p = t.CPointer(t.float32)
+        sgemm = t.ExternalFunction("dnnl_sgemm", t.int32(
+            t.char, t.char, t.int64, t.int64, t.int64, t.float32, f32p, t.int64, f32p,
+            t.int64, t.float32, f32p, t.int64))
+        no, yes = ord("N"), ord("T")
+
+        def gemm_nn(a, b, c):  # type: ignore[no-untyped-def]
+            sgemm(no, no, c.shape[0], c.shape[1], a.shape[1], np.float32(1.0), a.ctypes,
+                  a.shape[1], b.ctypes, b.shape[1], np.float32(0.0), c.ctypes, c.shape[1])
+
+        def gemm_tn(a, b, c):  # type: ignore[no-untyped-def]
+            sgemm(yes, no, c.shape[0], c.shape[1], a.shape[0], np.float32(1.0), a.ctypes,
+                  a.shape[1], b.ctypes, b.shape[1], np.float32(0.0), c.ctypes, c.shape[1])
+
+        def gemm_nt(a, b, c):  # type: ignore[no-untyped-def]
+            sgemm(no, yes, c.shape[0], c.shape[1], a.shape[1], np.float32(1.0), a.ctypes,
+                  a.shape[1], b.ctypes, b.shape[1], np.float32(0.0), c.ctypes, c.shape[1])
+
+        _onednn = {f.__name__: _numba.njit(f) for f in (gemm_nn, gemm_tn, gemm_nt)}
+    return _onednn
 
 
 def _compiled_xp() -> types.ModuleType:
@@ -702,8 +741,17 @@ def _layer_buffers(dense: list[Any], numbers: list[bool], n_hyper: list[int], dt
     return lines
 
 
+def _product(kind: str, a: str, b: str, out: str, onednn: bool) -> str:
+    """A kernel line computing ``out`` = a @ b (``kind`` "nn"), aᵀ @ b ("tn") or a @ bᵀ
+    ("nt"): numba's ``np.dot`` (its BLAS), or oneDNN's sgemm (``_onednn_functions``)."""
+    if onednn:
+        return f"        gemm_{kind}({a}, {b}, {out})"
+    a, b = (f"{a}.T", b) if kind == "tn" else (a, f"{b}.T") if kind == "nt" else (a, b)
+    return f"        np.dot({a}, {b}, {out})"
+
+
 def _forward(dense: list[Any], numbers: list[bool], fused: bool,
-             nhp: Callable[[int], str]) -> list[str]:
+             nhp: Callable[[int], str], onednn: bool = False) -> list[str]:
     """Kernel lines of one forward pass of the ``m`` rows ``a_in``: every layer's product,
     bias and activation, the network's output left in ``out`` (the last layer's z when its
     activation is ``fused`` into the loss). Shared by the training and the inference kernel."""
@@ -711,7 +759,7 @@ def _forward(dense: list[Any], numbers: list[bool], fused: bool,
     last = len(dense) - 1
     previous = "a_in"
     for i, layer in enumerate(dense):
-        lines += [f"        z{i} = Z{i}[:m]", f"        np.dot({previous}, W{i}, z{i})"]
+        lines += [f"        z{i} = Z{i}[:m]", _product("nn", previous, f"W{i}", f"z{i}", onednn)]
         bias = f" + B{i}[c]" if layer.use_bias else ""
         if numbers[i] and not (i == last and fused):  # bias and formula, one loop
             lines += [f"        a{i} = A{i}[:m]",
@@ -738,8 +786,8 @@ def _forward(dense: list[Any], numbers: list[bool], fused: bool,
 
 def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: list[int],
                    n_loss_hyper: int, present: tuple[bool, ...], n_opt_hyper: int,
-                   decoupled: bool, dtype: str, numbers: list[bool], loss_numbers: bool
-                   ) -> str:
+                   decoupled: bool, dtype: str, numbers: list[bool], loss_numbers: bool,
+                   onednn: bool = False) -> str:
     """The source of one network's kernel: the layers unrolled, each step's work in order."""
     dense = model.layers
     last = len(dense) - 1
@@ -789,7 +837,7 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
               "                prefetch(x, j, c)",
               "            prefetch(t, j, 0)",
               "        a_in = X[:m]"]
-    lines += _forward(dense, numbers, fused, nhp)
+    lines += _forward(dense, numbers, fused, nhp, onednn)
     lines += ["        tb = T[:m]",
               "        wb = Wt[:m]"]
     if loss_numbers:  # each unit's loss and derivative, in one loop
@@ -826,7 +874,7 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
             lines.append(f"        dz = cast(dy * df{i}(z{i}, a{i}{hp}), dy)")
         else:
             lines.append(f"        dz = cast(df{i}(z{i}, a{i}, dy{hp}), dy)")
-        lines.append(f"        np.dot({below}.T, dz, gW{i})")
+        lines.append(_product("tn", below, "dz", f"gW{i}", onednn))
         if layer.use_bias:  # Σ over the batch, row by row (numba's sum(axis=0) is slow)
             lines += [f"        for c in range({layer.units}):",
                       f"            gB{i}[c] = dz[0, c]",
@@ -834,7 +882,7 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
                       f"            for c in range({layer.units}):",
                       f"                gB{i}[c] += dz[r, c]"]
         if i > 0:
-            lines += [f"        dy = DY{i}[:m]", f"        np.dot(dz, W{i}.T, dy)"]
+            lines += [f"        dy = DY{i}[:m]", _product("nt", "dz", f"W{i}", "dy", onednn)]
     # the step's numbers as locals: read from H inside the loop, they would have to be
     # read again after every store (H might alias P), and the loop would not vectorize
     hyper = "".join(f", h{h}" for h in range(n_opt_hyper))
@@ -864,16 +912,23 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
 class EpochKernel:
     """The compiled steps of one compiled model: ``run`` trains a stretch of an epoch."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, batch: int | None = None) -> None:
+        from . import blas
+
         self.model = model
         self.loss = loss = model._fused or model.loss
         acts = [layer.activation for layer in model.layers]
-        self.key = key = self.key_of(model)
+        #: who computes the products: "openblas" (numba's BLAS) or "onednn", chosen by
+        #: ``blas.kernel_library`` (measured on this network's shapes for ``batch`` rows)
+        self.library = "openblas" if batch is None else blas.kernel_library(
+            [(layer.input_dim, layer.units) for layer in model.layers], batch, model.dtype,
+            self._threads())
+        self.key = key = self.key_of(model, self.library)
         *_, self.present, _, self.decoupled, self.dtype = key
         self.offsets = self._offsets()
         self.function = _kernels.get(key)
         if self.function is None:
-            source, scope = self.plan(model)
+            source, scope = self.plan(model, self.library)
             self.function = _kernels[key] = _compile(source, "epoch", scope)
         width = max([len(a.hyper()) for a in acts] + [1])
         self.ahyper = np.zeros((len(acts), width))
@@ -884,11 +939,11 @@ class EpochKernel:
         self.step_time = STRETCH / 16
 
     @staticmethod
-    def key_of(model: Any) -> tuple[Any, ...]:
-        """What makes one kernel differ from another: the layers, the loss's formulas, the
-        optimizer's formula and options, the dtype."""
+    def key_of(model: Any, library: str = "openblas") -> tuple[Any, ...]:
+        """What makes one kernel differ from another: the library of its products, the
+        layers, the loss's formulas, the optimizer's formula and options, the dtype."""
         loss, optimizer = model._fused or model.loss, model.optimizer
-        return (tuple((layer.input_dim, layer.units, layer.use_bias,
+        return (library, tuple((layer.input_dim, layer.units, layer.use_bias,
                        type(layer.activation).formula, len(layer.activation.hyper()))
                       for layer in model.layers),
                 loss.formulas(), loss.sums_units, model._fused is not None,
@@ -899,11 +954,11 @@ class EpochKernel:
                 np.dtype(model.dtype).name)
 
     @staticmethod
-    def plan(model: Any) -> tuple[str, dict[str, Any]]:
+    def plan(model: Any, library: str = "openblas") -> tuple[str, dict[str, Any]]:
         """The kernel's source and the compiled functions it calls."""
         loss, optimizer = model._fused or model.loss, model.optimizer
         acts = [layer.activation for layer in model.layers]
-        *_, present, n_opt_hyper, decoupled, dtype = EpochKernel.key_of(model)
+        *_, present, n_opt_hyper, decoupled, dtype = EpochKernel.key_of(model, library)
         loss_numbers = _loss_takes_numbers(loss, dtype)
 
         def compiled(formula: Any, on_numbers: bool) -> Any:
@@ -921,7 +976,10 @@ class EpochKernel:
             scope[f"df{i}"] = compiled(type(act).gradient_formula, numbers[i])
         source = _kernel_source(model, model._fused is not None, [a.elementwise for a in acts],
                                 [len(a.hyper()) for a in acts], len(loss.hyper()), present,
-                                n_opt_hyper, decoupled, dtype, numbers, loss_numbers)
+                                n_opt_hyper, decoupled, dtype, numbers, loss_numbers,
+                                library == "onednn")
+        if library == "onednn":
+            scope.update(_onednn_functions())
         return source, scope
 
     @staticmethod
@@ -930,11 +988,21 @@ class EpochKernel:
         cache directory by an earlier one (then loading it takes milliseconds)."""
         if not available():
             return False
-        if EpochKernel.key_of(model) in _kernels:
+        if any(key[1:] == EpochKernel.key_of(model)[1:] for key in _kernels):
             return True
         source, scope = EpochKernel.plan(model)
         path = _cache_file(source, "epoch", scope)[1]
         return path is not None and any(path.parent.glob(f"__pycache__/{path.stem}.*.nbi"))
+
+    def _threads(self) -> int:
+        """The threads the products run on: the thread governor's current count in ``fit``
+        (``layerwise.threads``), else the fixed setting, else every core."""
+        from . import threads
+
+        governor = getattr(self.model, "_governor", None)
+        if governor is not None:
+            return int(governor.current)
+        return threads.threads_setting() or threads.cores_available()
 
     def _offsets(self) -> np.ndarray:
         flat = self.model._flat_params
@@ -1000,6 +1068,10 @@ class EpochKernel:
         slots = [flat_slots[name] if on else model._flat_params[:1]
                  for name, on in zip(optimizer.formula_slots, self.present)]
         losses = np.zeros(1)
+        if self.library == "onednn":  # the thread count the governor set for the BLAS
+            from . import blas
+
+            blas.onednn().set_threads(self._threads())  # type: ignore[union-attr]
         with _compiling():  # new array types (read-only, say) compile once more
             done, status, total = self.function(
                 self.x, self.t, self.sw, order, first, steps, batch, model._flat_params,

@@ -963,7 +963,7 @@ class Sequential:
             print("Compiling the training kernel of this network (once: it is kept in the "
                   "cache directory, see docs/compiled.md)...", flush=True)
         try:
-            kernel = compiled.EpochKernel(self)
+            kernel = compiled.EpochKernel(self, train.batch_size)
             kernel.prepare(train)
         except compiled.CompileError as error:  # e.g. a user's formula numba cannot compile
             warnings.warn(f"fit trains step by step in Python: the compiled kernel failed to "

@@ -33,7 +33,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Governor", "fixed", "governor", "set_threads", "threads_setting"]
+__all__ = ["Governor", "cores_available", "fixed", "governor", "set_threads",
+           "threads_setting"]
 
 #: seconds of training per measured window, and the fewest steps that make a window
 WINDOW = 0.25
@@ -185,6 +186,12 @@ _controllers: dict[str, Any] = {}
 last_history: list[list[tuple[dict[int, float], int]]] = []
 
 
+def cores_available() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def governor(previous: Governor | None = None) -> Iterator[Governor | None]:
     """The governor for one ``fit`` (None where there is nothing to choose: one core, a fixed
@@ -194,8 +201,7 @@ def governor(previous: Governor | None = None) -> Iterator[Governor | None]:
     from .backend import backend_name
 
     fixed_threads = _setting[0]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        (os.cpu_count() or 1)
+    cores = cores_available()
     controller = _controller() if backend_name() == "numpy" else None
     if controller is None or (fixed_threads is None and cores < 2):
         yield None
