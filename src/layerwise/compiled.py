@@ -990,9 +990,14 @@ class EpochKernel:
             return False
         if any(key[1:] == EpochKernel.key_of(model)[1:] for key in _kernels):
             return True
-        source, scope = EpochKernel.plan(model)
-        path = _cache_file(source, "epoch", scope)[1]
-        return path is not None and any(path.parent.glob(f"__pycache__/{path.stem}.*.nbi"))
+        from . import blas
+
+        for library in ("openblas", "onednn") if blas.onednn() is not None else ("openblas",):
+            source, scope = EpochKernel.plan(model, library)
+            path = _cache_file(source, "epoch", scope)[1]
+            if path is not None and any(path.parent.glob(f"__pycache__/{path.stem}.*.nbi")):
+                return True
+        return False
 
     def _threads(self) -> int:
         """The threads the products run on: the thread governor's current count in ``fit``
