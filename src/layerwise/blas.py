@@ -68,16 +68,20 @@ _INT_MAX = 2**31 - 1
 _CHOICES = ("auto", "mkl", "numpy", "onednn")
 
 
+def _open(path: str | None, what: str) -> tuple[str, ctypes.CDLL]:
+    """(path, the library loaded with its symbols global), or ``OSError`` naming ``what``."""
+    if path is None:
+        raise OSError(f"{what} was not found")
+    return path, ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_GLOBAL", 0))
+
+
 class MKL:
     """ctypes bindings to the two MKL routines layerwise uses (GEMM and the rank-1 update),
     float32 and float64. Raises ``OSError`` when the library cannot be loaded."""
 
     def __init__(self, path: str | None = None) -> None:
-        path = path or _find_mkl()
-        if path is None:
-            raise OSError("MKL's runtime library (mkl_rt) was not found")
-        self.path = path
-        self._lib = lib = ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_GLOBAL", 0))
+        self.path, self._lib = _open(path or _find_mkl(), "MKL's runtime library (mkl_rt)")
+        lib = self._lib
         i, p = ctypes.c_int, ctypes.c_void_p
         self._fn: dict[tuple[str, str], Any] = {}
         for char, real in (("s", ctypes.c_float), ("d", ctypes.c_double)):
@@ -191,11 +195,8 @@ class OneDNN:
     (it needs the system's GNU OpenMP, ``libgomp.so.1``)."""
 
     def __init__(self, path: str | None = None) -> None:
-        path = path or _find_onednn()
-        if path is None:
-            raise OSError("oneDNN's library (libdnnl) was not found")
-        self.path = path
-        self._lib = lib = ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_GLOBAL", 0))
+        self.path, self._lib = _open(path or _find_onednn(), "oneDNN's library (libdnnl)")
+        lib = self._lib
         i64, p = ctypes.c_int64, ctypes.c_void_p
         self._sgemm = lib.dnnl_sgemm
         self._sgemm.restype = ctypes.c_int
