@@ -499,6 +499,17 @@ def test_a_formula_numba_cannot_compile_falls_back_with_a_warning(rng):
         history = model.fit(x, y, epochs=2, verbose=0)
     assert history.params["jit_compiled"] is False
     assert np.isfinite(history.history["loss"]).all()
+    # predict likewise: warned once, then layer by layer, with the same outputs
+    x32 = x.astype(np.float32)  # the model's dtype: what the inference kernel takes
+    assert compiled.reason_not_predicted(model, x32) is None
+    model.jit_compile = False
+    expected = model.predict(x32)
+    model.jit_compile = True
+    with pytest.warns(UserWarning, match="predict runs layer by layer in Python"):
+        np.testing.assert_allclose(model.predict(x32), expected)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(model.predict(x32), expected)
 
 
 class _ReLUWithOwnBackward(activations.ReLU):
