@@ -212,17 +212,15 @@ class OneDNN:
                 continue
             fn.argtypes, fn.restype = [ctypes.c_int], None
             self._set_threads.append(fn)
-        self.threads = 0
 
     def __repr__(self) -> str:
         return f"OneDNN(path={self.path!r})"
 
     def set_threads(self, threads: int) -> None:
-        """The OpenMP threads of the calling thread's next oneDNN calls."""
-        if threads != self.threads:
-            for fn in self._set_threads:
-                fn(int(threads))
-            self.threads = threads
+        """The OpenMP threads of the calling thread's next oneDNN calls (a setting of each
+        thread: not remembered here, so another thread's call cannot make it look set)."""
+        for fn in self._set_threads:
+            fn(int(threads))
 
     def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> bool:
         """``out = a @ b`` for float32 2-D arrays (transposed views cost nothing); False,

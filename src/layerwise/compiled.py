@@ -29,6 +29,7 @@ step in Python and ``verbose=2`` says why (``reason_not_compiled``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import marshal
@@ -71,6 +72,7 @@ _numba: Any = None
 _jitted: dict[Any, Any] = {}
 _loops: dict[Any, Any] = {}
 _kernels: dict[Any, Any] = {}
+_on_disk: dict[Any, bool] = {}  # see _kept_on_disk
 _digest: str | None = None
 _xp_module: types.ModuleType | None = None
 _as_float32: Any = None
@@ -357,8 +359,8 @@ _all_finite: Any = None
 
 
 def _onednn_functions() -> dict[str, Any]:
-    """``gemm_nn(a, b, c)``: c = a @ b, ``gemm_tn``: c = aᵀ @ b, ``gemm_nt``: c = a @ bᵀ, for
-    C-contiguous float32 arrays, by oneDNN's ``dnnl_sgemm`` (row-major), called from the
+    """``gemm(a, b, c, ta, tb)``: c = op(a) @ op(b), op the transpose where ``ta``/``tb``,
+    for C-contiguous float32 arrays, by oneDNN's ``dnnl_sgemm`` (row-major), called from the
     kernel as numba calls its own BLAS: a symbol of a library loaded for good, so that the
     kernel's machine code can still be kept on disk."""
     global _onednn
@@ -378,19 +380,13 @@ def _onednn_functions() -> dict[str, Any]:
             t.int64, t.float32, f32p, t.int64))
         no, yes = ord("N"), ord("T")
 
-        def gemm_nn(a, b, c):  # type: ignore[no-untyped-def]
-            sgemm(no, no, c.shape[0], c.shape[1], a.shape[1], np.float32(1.0), a.ctypes,
-                  a.shape[1], b.ctypes, b.shape[1], np.float32(0.0), c.ctypes, c.shape[1])
+        def gemm(a, b, c, ta, tb):  # type: ignore[no-untyped-def]
+            inner = a.shape[0] if ta else a.shape[1]
+            sgemm(yes if ta else no, yes if tb else no, c.shape[0], c.shape[1], inner,
+                  np.float32(1.0), a.ctypes, a.shape[1], b.ctypes, b.shape[1],
+                  np.float32(0.0), c.ctypes, c.shape[1])
 
-        def gemm_tn(a, b, c):  # type: ignore[no-untyped-def]
-            sgemm(yes, no, c.shape[0], c.shape[1], a.shape[0], np.float32(1.0), a.ctypes,
-                  a.shape[1], b.ctypes, b.shape[1], np.float32(0.0), c.ctypes, c.shape[1])
-
-        def gemm_nt(a, b, c):  # type: ignore[no-untyped-def]
-            sgemm(no, yes, c.shape[0], c.shape[1], a.shape[1], np.float32(1.0), a.ctypes,
-                  a.shape[1], b.ctypes, b.shape[1], np.float32(0.0), c.ctypes, c.shape[1])
-
-        _onednn = {f.__name__: _numba.njit(f) for f in (gemm_nn, gemm_tn, gemm_nt)}
+        _onednn = {"gemm": _numba.njit(gemm)}
     return _onednn
 
 
@@ -572,6 +568,21 @@ def _cache_file(source: str, name: str, scope: dict[str, Any]) -> tuple[str, Pat
     return source, directory / f"{name}_{digest}.py"
 
 
+def _kept_on_disk(key: tuple[Any, ...], name: str,
+                  plan: Callable[[], tuple[str, dict[str, Any]]]) -> bool:
+    """Whether the cache directory holds numba's machine code for the kernel ``key`` (``plan``
+    gives its source and the functions it calls). Looked up once per process and cache
+    directory: it costs a generated source, a digest and a directory listing (about 0.2 ms,
+    too much for every small ``predict``), and a kernel compiled since is in ``_kernels``."""
+    where = (key, os.environ.get("LAYERWISE_CACHE_DIR"))
+    if where not in _on_disk:
+        source, scope = plan()
+        path = _cache_file(source, name, scope)[1]
+        _on_disk[where] = path is not None and any(
+            path.parent.glob(f"__pycache__/{path.stem}.*.nbi"))
+    return _on_disk[where]
+
+
 def _compile(source: str, name: str, scope: dict[str, Any]) -> Any:
     """Compile the function ``name`` defined by ``source``, calling the compiled functions
     in ``scope``. The source is written to a file in ``_cache_dir()`` named by its digest,
@@ -659,7 +670,13 @@ def _own_math(obj: Any, formula: str, methods: tuple[str, ...]) -> bool:
     """Whether ``obj``'s ``methods`` are those of the class that gives its ``formula`` (or of
     its bases): a subclass that overrides one of them (its own ``backward``, say) computes
     something the formula does not say, so only the Python path runs it faithfully."""
-    mro = type(obj).__mro__
+    return _class_own_math(type(obj), formula, methods)
+
+
+@functools.lru_cache(maxsize=256)
+def _class_own_math(cls: type, formula: str, methods: tuple[str, ...]) -> bool:
+    """``_own_math`` of the class: walked once per class (every ``predict`` asks)."""
+    mro = cls.__mro__
 
     def defined_in(name: str) -> int:
         return next((i for i, cls in enumerate(mro) if name in vars(cls)), len(mro))
@@ -745,7 +762,7 @@ def _product(kind: str, a: str, b: str, out: str, onednn: bool) -> str:
     """A kernel line computing ``out`` = a @ b (``kind`` "nn"), aᵀ @ b ("tn") or a @ bᵀ
     ("nt"): numba's ``np.dot`` (its BLAS), or oneDNN's sgemm (``_onednn_functions``)."""
     if onednn:
-        return f"        gemm_{kind}({a}, {b}, {out})"
+        return f"        gemm({a}, {b}, {out}, {kind[0] == 't'}, {kind[1] == 't'})"
     a, b = (f"{a}.T", b) if kind == "tn" else (a, f"{b}.T") if kind == "nt" else (a, b)
     return f"        np.dot({a}, {b}, {out})"
 
@@ -988,16 +1005,15 @@ class EpochKernel:
         cache directory by an earlier one (then loading it takes milliseconds)."""
         if not available():
             return False
-        if any(key[1:] == EpochKernel.key_of(model)[1:] for key in _kernels):
+        own = EpochKernel.key_of(model)[1:]  # whichever library computes its products
+        if any(key[1:] == own for key in _kernels):
             return True
         from . import blas
 
-        for library in ("openblas", "onednn") if blas.onednn() is not None else ("openblas",):
-            source, scope = EpochKernel.plan(model, library)
-            path = _cache_file(source, "epoch", scope)[1]
-            if path is not None and any(path.parent.glob(f"__pycache__/{path.stem}.*.nbi")):
-                return True
-        return False
+        libraries = ("openblas", "onednn") if blas.onednn() is not None else ("openblas",)
+        return any(_kept_on_disk(EpochKernel.key_of(model, library), "epoch",
+                                 lambda library=library: EpochKernel.plan(model, library))
+                   for library in libraries)
 
     def _threads(self) -> int:
         """The threads the products run on: the thread governor's current count in ``fit``
@@ -1171,11 +1187,9 @@ class PredictKernel:
         kept in the cache directory by an earlier one."""
         if not available():
             return False
-        if PredictKernel.key_of(model) in _kernels:
-            return True
-        source, scope = PredictKernel.plan(model)
-        path = _cache_file(source, "predict", scope)[1]
-        return path is not None and any(path.parent.glob(f"__pycache__/{path.stem}.*.nbi"))
+        key = PredictKernel.key_of(model)
+        return key in _kernels or _kept_on_disk(key, "predict",
+                                                lambda: PredictKernel.plan(model))
 
     def run(self, x: np.ndarray, result: np.ndarray, batch: int) -> None:
         """``result (rows, units) <- the network's outputs for x (rows, features)``, ``batch``
