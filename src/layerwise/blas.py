@@ -27,9 +27,10 @@ The compiled training kernel (``layerwise.compiled``) calls numba's BLAS (SciPy'
 for its products, or, with oneDNN installed (``pip install 'layerwise[onednn]'``, Linux
 x86-64), oneDNN's ``sgemm`` for float32 networks: ``kernel_library`` times one training step's
 products of the network in both when its kernel is built, and keeps oneDNN unless OpenBLAS
-is clearly (``KERNEL_ONEDNN_MARGIN``) faster. On a 2-vCPU AMD EPYC (Zen 4) oneDNN's products
-of config C were 5-15% faster, and kept their speed through minutes-long stretches in which
-OpenBLAS's two threads ran at the speed of one (config C: 44k against 23k samples/s).
+is clearly (``KERNEL_ONEDNN_MARGIN``) faster. On a 2-vCPU AMD EPYC (Zen 4) one step's
+products of config C took 2.2-2.4 ms in oneDNN against 2.3-2.7 ms in OpenBLAS, and oneDNN's
+kept their speed through minutes-long stretches in which OpenBLAS's two threads ran at the
+speed of one (config C: 44k against 23k samples/s).
 ``set_blas("onednn")`` forces it; ``"numpy"`` and ``"mkl"`` keep numba's BLAS in the kernel.
 """
 
