@@ -109,26 +109,13 @@ class MKL:
         cost nothing. Returns False, doing nothing, for a layout or dtype MKL cannot take
         (the caller then uses NumPy)."""
         fn = self._fn.get(("gemm", _NAMES.get(out.dtype.char)))
-        if fn is None or a.dtype != out.dtype or b.dtype != out.dtype:
+        args = None if fn is None else _gemm_args(a, b, out)
+        if args is None:
             return False
-        m, k = a.shape
-        n = b.shape[1]
-        size = out.itemsize
-        if b.shape[0] != k or out.shape != (m, n) or not out.flags.writeable or \
-                max(m, n, k) > _INT_MAX or m == 0 or n == 0:
-            return False
-        if k == 0:  # an empty sum
-            out.fill(0)
-            return True
-        ldc, tc = _layout(out, size)[::-1]
-        if tc != _NO_TRANS:
-            return False
-        ta, lda = _layout(a, size)
-        tb, ldb = _layout(b, size)
-        if ta is None or tb is None or np.may_share_memory(out, a) or \
-                np.may_share_memory(out, b):
-            return False
-        fn(_ROW_MAJOR, ta, tb, m, n, k, 1.0, _ptr(a), lda, _ptr(b), ldb, 0.0, _ptr(out), ldc)
+        m, n, k, ta, lda, tb, ldb, ldc = args
+        if k:
+            fn(_ROW_MAJOR, ta, tb, m, n, k, 1.0, _ptr(a), lda, _ptr(b), ldb, 0.0, _ptr(out),
+               ldc)
         return True
 
     def add_rows(self, z: np.ndarray, row: np.ndarray) -> bool:
@@ -170,6 +157,33 @@ def _layout(a: np.ndarray, size: int) -> tuple[int | None, int]:
     if (s0 == size or rows == 1) and (cols == 1 or (s1 >= rows * size and s1 % size == 0)):
         return _TRANS, max(rows, s1 // size if cols > 1 else rows, 1)
     return None, 0
+
+
+def _gemm_args(a: np.ndarray, b: np.ndarray, out: np.ndarray
+               ) -> tuple[int, int, int, int, int, int, int, int] | None:
+    """``(m, n, k, trans_a, lda, trans_b, ldb, ldc)`` of a row-major BLAS ``out = a @ b``
+    for 2-D ``a (m, k)``, ``b (k, n)``, ``out (m, n)`` of one dtype, or None where BLAS
+    cannot take them (a layout, overlapping arrays, a size). For ``k == 0`` (an empty sum)
+    ``out`` is filled with zeros here and the call is to be skipped."""
+    if a.dtype != out.dtype or b.dtype != out.dtype or a.ndim != 2 or b.ndim != 2:
+        return None
+    m, k = a.shape
+    n = b.shape[1]
+    if b.shape[0] != k or out.shape != (m, n) or not out.flags.writeable or \
+            max(m, n, k) > _INT_MAX or m == 0 or n == 0:
+        return None
+    size = out.itemsize
+    ldc, tc = _layout(out, size)[::-1]
+    if tc != _NO_TRANS:
+        return None
+    if k == 0:
+        out.fill(0)
+        return m, n, 0, _NO_TRANS, 1, _NO_TRANS, 1, ldc
+    ta, lda = _layout(a, size)
+    tb, ldb = _layout(b, size)
+    if ta is None or tb is None or np.may_share_memory(out, a) or np.may_share_memory(out, b):
+        return None
+    return m, n, k, ta, lda, tb, ldb, ldc
 
 
 def _find_mkl() -> str | None:
@@ -226,16 +240,14 @@ class OneDNN:
     def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> bool:
         """``out = a @ b`` for float32 2-D arrays (transposed views cost nothing); False,
         doing nothing, for another dtype or layout."""
-        if not a.dtype == b.dtype == out.dtype == np.float32 or not out.flags.c_contiguous:
+        args = _gemm_args(a, b, out) if out.dtype == np.float32 else None
+        if args is None:
             return False
-        m, k = a.shape
-        n = b.shape[1]
-        ta, lda = _layout(a, 4)
-        tb, ldb = _layout(b, 4)
-        if ta is None or tb is None or 0 in (m, n, k):
-            return False
+        m, n, k, ta, lda, tb, ldb, ldc = args
+        if not k:
+            return True
         status = self._sgemm(b"T" if ta == _TRANS else b"N", b"T" if tb == _TRANS else b"N",
-                             m, n, k, 1.0, _ptr(a), lda, _ptr(b), ldb, 0.0, _ptr(out), n)
+                             m, n, k, 1.0, _ptr(a), lda, _ptr(b), ldb, 0.0, _ptr(out), ldc)
         return status == 0
 
 

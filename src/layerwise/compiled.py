@@ -926,6 +926,24 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
     return "\n".join(lines) + "\n"
 
 
+def _layers_key(dense: list[Any]) -> tuple[Any, ...]:
+    """What of the layers a kernel is compiled for: sizes, bias, activation formula and its
+    number of hyper-parameters (their values are arguments)."""
+    return tuple((layer.input_dim, layer.units, layer.use_bias,
+                  type(layer.activation).formula, len(layer.activation.hyper()))
+                 for layer in dense)
+
+
+def _activation_hyper(dense: list[Any]) -> np.ndarray:
+    """``(layers, most hyper-parameters)``: each layer's activation hyper-parameters, in a
+    row padded with zeros, the kernels' ``ahyper`` argument."""
+    rows = [layer.activation.hyper() for layer in dense]
+    table = np.zeros((len(rows), max([len(row) for row in rows] + [1])))
+    for i, row in enumerate(rows):
+        table[i, :len(row)] = row
+    return table
+
+
 class EpochKernel:
     """The compiled steps of one compiled model: ``run`` trains a stretch of an epoch."""
 
@@ -934,7 +952,6 @@ class EpochKernel:
 
         self.model = model
         self.loss = loss = model._fused or model.loss
-        acts = [layer.activation for layer in model.layers]
         #: who computes the products: "openblas" (numba's BLAS) or "onednn", chosen by
         #: ``blas.kernel_library`` (measured on this network's shapes for ``batch`` rows)
         self.library = "openblas" if batch is None else blas.kernel_library(
@@ -947,10 +964,7 @@ class EpochKernel:
         if self.function is None:
             source, scope = self.plan(model, self.library)
             self.function = _kernels[key] = _compile(source, "epoch", scope)
-        width = max([len(a.hyper()) for a in acts] + [1])
-        self.ahyper = np.zeros((len(acts), width))
-        for i, act in enumerate(acts):
-            self.ahyper[i, :len(act.hyper())] = act.hyper()
+        self.ahyper = _activation_hyper(model.layers)
         self.lhyper = np.array([*loss.hyper(), 0.0], dtype=np.float64)
         #: seconds per step, as last measured (a first stretch of 16 steps measures it)
         self.step_time = STRETCH / 16
@@ -960,9 +974,7 @@ class EpochKernel:
         """What makes one kernel differ from another: the library of its products, the
         layers, the loss's formulas, the optimizer's formula and options, the dtype."""
         loss, optimizer = model._fused or model.loss, model.optimizer
-        return (library, tuple((layer.input_dim, layer.units, layer.use_bias,
-                       type(layer.activation).formula, len(layer.activation.hyper()))
-                      for layer in model.layers),
+        return (library, _layers_key(model.layers),
                 loss.formulas(), loss.sums_units, model._fused is not None,
                 optimizer.formula,
                 tuple(name in optimizer.slot_names for name in optimizer.formula_slots),
@@ -1162,10 +1174,7 @@ class PredictKernel:
     @staticmethod
     def key_of(model: Any) -> tuple[Any, ...]:
         """The layers (sizes, bias, activation formula) and the dtype."""
-        return ("predict", tuple((layer.input_dim, layer.units, layer.use_bias,
-                                  type(layer.activation).formula,
-                                  len(layer.activation.hyper()))
-                                 for layer in model.layers), np.dtype(model.dtype).name)
+        return ("predict", _layers_key(model.layers), np.dtype(model.dtype).name)
 
     @staticmethod
     def plan(model: Any) -> tuple[str, dict[str, Any]]:
@@ -1194,18 +1203,15 @@ class PredictKernel:
     def run(self, x: np.ndarray, result: np.ndarray, batch: int) -> None:
         """``result (rows, units) <- the network's outputs for x (rows, features)``, ``batch``
         rows at a time. Raises ``CompileError`` when numba cannot compile it."""
-        layers = self.model.layers
-        width = max([len(layer.activation.hyper()) for layer in layers] + [1])
-        ahyper = np.zeros((len(layers), width))
         weights = []
-        for i, layer in enumerate(layers):
-            ahyper[i, :len(layer.activation.hyper())] = layer.activation.hyper()
+        for layer in self.model.layers:
             weights.append(layer.params["kernel"])
             if layer.use_bias:
                 weights.append(layer.params["bias"])
         try:
             with _compiling():
-                self.function(x, result, batch, *weights, ahyper)
+                self.function(x, result, batch, *weights,
+                              _activation_hyper(self.model.layers))
         except _numba.core.errors.NumbaError as error:
             summary = " ".join(str(error).split())
             raise CompileError(summary[:400]) from error
