@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from . import parts_kernel
 from .optimizers.base import FLUSH_EVERY, TINY
 
 __all__ = ["AUTO_MIN_STEPS", "MAX_STEPS", "ONE_PASS_MIN", "STRETCH", "CompileError", "EpochKernel",
@@ -360,9 +361,10 @@ _all_finite: Any = None
 
 def _onednn_functions() -> dict[str, Any]:
     """``gemm(a, b, c, ta, tb)``: c = op(a) @ op(b), op the transpose where ``ta``/``tb``,
-    for C-contiguous float32 arrays, by oneDNN's ``dnnl_sgemm`` (row-major), called from the
-    kernel as numba calls its own BLAS: a symbol of a library loaded for good, so that the
-    kernel's machine code can still be kept on disk."""
+    for float32 arrays whose rows are contiguous (blocks of wider arrays allowed), by
+    oneDNN's ``dnnl_sgemm`` (row-major), called from the kernel as numba calls its own
+    BLAS: a symbol of a library loaded for good, so that the kernel's machine code can
+    still be kept on disk. oneDNN leaves ``c`` unwritten when the inner dimension is 0."""
     global _onednn
     if _onednn is None:
         import llvmlite.binding as llvm
@@ -381,10 +383,12 @@ def _onednn_functions() -> dict[str, Any]:
         no, yes = ord("N"), ord("T")
 
         def gemm(a, b, c, ta, tb):  # type: ignore[no-untyped-def]
+            # rows may be a view's (a block of a wider array): the leading dimension is the
+            # row stride; the elements of a row must be adjacent
             inner = a.shape[0] if ta else a.shape[1]
             sgemm(yes if ta else no, yes if tb else no, c.shape[0], c.shape[1], inner,
-                  np.float32(1.0), a.ctypes, a.shape[1], b.ctypes, b.shape[1],
-                  np.float32(0.0), c.ctypes, c.shape[1])
+                  np.float32(1.0), a.ctypes, a.strides[0] // 4, b.ctypes, b.strides[0] // 4,
+                  np.float32(0.0), c.ctypes, c.strides[0] // 4)
 
         _onednn = {"gemm": _numba.njit(gemm)}
     return _onednn
@@ -535,7 +539,7 @@ def _sources_digest() -> str:
     global _digest
     if _digest is None:
         package = Path(__file__).parent
-        files = ["activations.py", "losses.py", "compiled.py",
+        files = ["activations.py", "losses.py", "compiled.py", "parts_kernel.py",
                  *sorted(f"optimizers/{p.name}" for p in (package / "optimizers").glob("*.py"))]
         hasher = hashlib.sha256(f"{_numba.__version__} {np.__version__}".encode())
         for name in files:
@@ -583,16 +587,17 @@ def _kept_on_disk(key: tuple[Any, ...], name: str,
     return _on_disk[where]
 
 
-def _compile(source: str, name: str, scope: dict[str, Any]) -> Any:
+def _compile(source: str, name: str, scope: dict[str, Any], nogil: bool = False) -> Any:
     """Compile the function ``name`` defined by ``source``, calling the compiled functions
-    in ``scope``. The source is written to a file in ``_cache_dir()`` named by its digest,
-    so that numba keeps the machine code there: a later process loads it in milliseconds
-    instead of compiling again (several seconds for a training kernel)."""
+    in ``scope`` (``nogil``: it runs without the GIL, for threads that run it at once). The
+    source is written to a file in ``_cache_dir()`` named by its digest, so that numba
+    keeps the machine code there: a later process loads it in milliseconds instead of
+    compiling again (several seconds for a training kernel)."""
     source, path = _cache_file(source, name, scope)
     if path is None:
         namespace = {"np": np, **scope}
         exec(compile(source, f"<layerwise.compiled {name}>", "exec"), namespace)
-        return _numba.njit(error_model="numpy")(namespace[name])
+        return _numba.njit(error_model="numpy", nogil=nogil)(namespace[name])
     digest = path.stem.rsplit("_", 1)[1]
     if not path.exists():  # written whole or not at all: another process may read it
         part = path.with_suffix(f".{os.getpid()}.tmp")
@@ -603,7 +608,7 @@ def _compile(source: str, name: str, scope: dict[str, Any]) -> Any:
     sys.modules[module.__name__] = module  # numba's cache finds the module by its name
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     vars(module).update(scope)
-    return _numba.njit(cache=True, error_model="numpy")(getattr(module, name))
+    return _numba.njit(cache=True, error_model="numpy", nogil=nogil)(getattr(module, name))
 
 
 # -- the optimizer's pass ------------------------------------------------------------------
@@ -801,6 +806,50 @@ def _forward(dense: list[Any], numbers: list[bool], fused: bool,
     return lines
 
 
+def _parameter_views(dense: list[Any]) -> list[str]:
+    """Kernel lines before the loop: each layer's W, gW (and B, gB) as views of the flat
+    parameters ``P`` and gradients ``G`` at the layer's ``offsets``."""
+    lines = []
+    for i, layer in enumerate(dense):
+        k, b = f"offsets[{i}, 0]", f"offsets[{i}, 1]"
+        rows, cols = layer.input_dim, layer.units
+        lines += [f"    W{i} = P[{k}:{k} + {rows * cols}].reshape(({rows}, {cols}))",
+                  f"    gW{i} = G[{k}:{k} + {rows * cols}].reshape(({rows}, {cols}))"]
+        if layer.use_bias:
+            lines += [f"    B{i} = P[{b}:{b} + {cols}]", f"    gB{i} = G[{b}:{b} + {cols}]"]
+    return lines
+
+
+def _update_lines(slots: list[str], present: tuple[bool, ...], n_opt_hyper: int,
+                  decoupled: bool, num: str, own: bool = False) -> list[str]:
+    """Kernel lines of a step's optimizer pass: the formula over every parameter, or
+    (``own``) over the flat ranges ``own[k, 0]:own[k, 1]`` only; then, every
+    ``FLUSH_EVERY`` steps, the state below ``TINY`` set to 0 over the same parameters (as
+    ``Optimizer.flush_subnormal_state``)."""
+    # the step's numbers as locals: read from H inside the loop, they would have to be
+    # read again after every store (H might alias P), and the loop would not vectorize
+    hyper = "".join(f", h{h}" for h in range(n_opt_hyper))
+    # a slot that is off reads as a zero of the model's dtype: a float64 0.0 would make the
+    # formula's unused branch (AMSGrad's maximum) and so all of Adam float64 (3x slower)
+    args = "".join(f", {s}[i]" if on else ", zero" for s, on in zip(slots, present))
+    loop = ["for k in range(own.shape[0]):", "    for i in range(own[k, 0], own[k, 1]):"] \
+        if own else ["for i in range(P.shape[0]):"]
+    inner = " " * (4 * len(loop))
+
+    def over(pad: str, body: list[str]) -> list[str]:
+        return [pad + line for line in loop] + [pad + inner + line for line in body]
+
+    lines = [f"        h{h} = {num}(H[s, {h}])" for h in range(n_opt_hyper + decoupled)]
+    lines += over("        ", [
+        f"u = opt({f'P[i] * h{n_opt_hyper}' if decoupled else 'P[i]'}, G[i]{args}{hyper})",
+        "P[i] = u[0]", *[f"{s}[i] = u[{k + 1}]"
+                         for k, (s, on) in enumerate(zip(slots, present)) if on]])
+    flush = [f"if abs({s}[i]) < {TINY}:\n{' ' * 12}{inner}    {s}[i] = 0.0"
+             for s, on in zip(slots, present) if on] or ["pass"]
+    lines += [f"        if (it0 + s + 1) % {FLUSH_EVERY} == 0:", *over(" " * 12, flush)]
+    return lines
+
+
 def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: list[int],
                    n_loss_hyper: int, present: tuple[bool, ...], n_opt_hyper: int,
                    decoupled: bool, dtype: str, numbers: list[bool], loss_numbers: bool,
@@ -821,13 +870,7 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
     lines = [f"def epoch(x, t, sw, order, first, steps, batch, P, G, {', '.join([*slots, ''])}"
              "H, offsets, ahyper, lhyper, loss_weight, units_denominator, every, it0, losses):",
              "    n = order.shape[0]"]
-    for i, layer in enumerate(dense):
-        k, b = f"offsets[{i}, 0]", f"offsets[{i}, 1]"
-        rows, cols = layer.input_dim, layer.units
-        lines += [f"    W{i} = P[{k}:{k} + {rows * cols}].reshape(({rows}, {cols}))",
-                  f"    gW{i} = G[{k}:{k} + {rows * cols}].reshape(({rows}, {cols}))"]
-        if layer.use_bias:
-            lines += [f"    B{i} = P[{b}:{b} + {cols}]", f"    gB{i} = G[{b}:{b} + {cols}]"]
+    lines += _parameter_views(dense)
     lines += _layer_buffers(dense, numbers, n_hyper, dtype)
     lines += [f"    lh{h} = {num}(lhyper[{h}])" for h in range(n_loss_hyper)]
     lines.append(f"    zero = {num}(0.0)  # an optimizer slot that is off")
@@ -900,24 +943,7 @@ def _kernel_source(model: Any, fused: bool, elementwise: list[bool], n_hyper: li
                       f"                gB{i}[c] += dz[r, c]"]
         if i > 0:
             lines += [f"        dy = DY{i}[:m]", _product("nt", "dz", f"W{i}", "dy", onednn)]
-    # the step's numbers as locals: read from H inside the loop, they would have to be
-    # read again after every store (H might alias P), and the loop would not vectorize
-    hyper = "".join(f", h{h}" for h in range(n_opt_hyper))
-    # a slot that is off reads as a zero of the model's dtype: a float64 0.0 would make the
-    # formula's unused branch (AMSGrad's maximum) and so all of Adam float64 (3x slower)
-    args = "".join(f", {s}[i]" if on else ", zero" for s, on in zip(slots, present))
-    lines += [f"        h{h} = {num}(H[s, {h}])" for h in range(n_opt_hyper + decoupled)]
-    lines += ["        for i in range(P.shape[0]):",
-              f"            u = opt({f'P[i] * h{n_opt_hyper}' if decoupled else 'P[i]'}, "
-              f"G[i]{args}{hyper})",
-              "            P[i] = u[0]"]
-    lines += [f"            {s}[i] = u[{k + 1}]"
-              for k, (s, on) in enumerate(zip(slots, present)) if on]
-    # Optimizer.flush_subnormal_state, at the same steps: state below TINY becomes 0
-    lines += [f"        if (it0 + s + 1) % {FLUSH_EVERY} == 0:",
-              "            for i in range(P.shape[0]):"]
-    lines += [f"                if abs({s}[i]) < {TINY}:\n                    {s}[i] = 0.0"
-              for s, on in zip(slots, present) if on] or ["                pass"]
+    lines += _update_lines(slots, present, n_opt_hyper, decoupled, num)
     lines += ["        total += loss * m",
               "        losses[0] = loss",
               "        if (it0 + s + 1) % every == 0 and not all_finite(P):",
@@ -957,17 +983,22 @@ class EpochKernel:
         self.library = "openblas" if batch is None else blas.kernel_library(
             [(layer.input_dim, layer.units) for layer in model.layers], batch, model.dtype,
             self._threads())
+        if self.library == "onednn" and parts_kernel.reason_not_split(
+                model, np.dtype(model.dtype).name) is None:
+            self.library = "onednn-parts"  # each thread its own part of every layer
         self.key = key = self.key_of(model, self.library)
         *_, self.present, _, self.decoupled, self.dtype = key
         self.offsets = self._offsets()
         self.function = _kernels.get(key)
         if self.function is None:
             source, scope = self.plan(model, self.library)
-            self.function = _kernels[key] = _compile(source, "epoch", scope)
+            self.function = _kernels[key] = _compile(source, "epoch", scope,
+                                                     nogil=self.library == "onednn-parts")
         self.ahyper = _activation_hyper(model.layers)
         self.lhyper = np.array([*loss.hyper(), 0.0], dtype=np.float64)
         #: seconds per step, as last measured (a first stretch of 16 steps measures it)
         self.step_time = STRETCH / 16
+        self._parts_state: tuple[Any, ...] | None = None  # the split kernel's shared arrays
 
     @staticmethod
     def key_of(model: Any, library: str = "openblas") -> tuple[Any, ...]:
@@ -1003,11 +1034,17 @@ class EpochKernel:
         for i, act in enumerate(acts):
             scope[f"f{i}"] = compiled(type(act).formula, numbers[i])
             scope[f"df{i}"] = compiled(type(act).gradient_formula, numbers[i])
-        source = _kernel_source(model, model._fused is not None, [a.elementwise for a in acts],
-                                [len(a.hyper()) for a in acts], len(loss.hyper()), present,
-                                n_opt_hyper, decoupled, dtype, numbers, loss_numbers,
-                                library == "onednn")
-        if library == "onednn":
+        if library == "onednn-parts":
+            source = parts_kernel.kernel_source(model, [len(a.hyper()) for a in acts],
+                                                len(loss.hyper()), present, n_opt_hyper,
+                                                decoupled, dtype, loss_numbers)
+            scope.update(parts_kernel._sync_functions())
+        else:
+            source = _kernel_source(model, model._fused is not None,
+                                    [a.elementwise for a in acts], [len(a.hyper()) for a in acts],
+                                    len(loss.hyper()), present, n_opt_hyper, decoupled, dtype,
+                                    numbers, loss_numbers, library == "onednn")
+        if library.startswith("onednn"):
             scope.update(_onednn_functions())
         return source, scope
 
@@ -1022,7 +1059,11 @@ class EpochKernel:
             return True
         from . import blas
 
-        libraries = ("openblas", "onednn") if blas.onednn() is not None else ("openblas",)
+        libraries = ["openblas"]
+        if blas.onednn() is not None:
+            libraries.append("onednn")
+            if parts_kernel.reason_not_split(model, np.dtype(model.dtype).name) is None:
+                libraries.append("onednn-parts")
         return any(_kept_on_disk(EpochKernel.key_of(model, library), "epoch",
                                  lambda library=library: EpochKernel.plan(model, library))
                    for library in libraries)
@@ -1101,17 +1142,56 @@ class EpochKernel:
         slots = [flat_slots[name] if on else model._flat_params[:1]
                  for name, on in zip(optimizer.formula_slots, self.present)]
         losses = np.zeros(1)
+        args = (self.x, self.t, self.sw, order, first, steps, batch, model._flat_params,
+                model._grad_buffer, *slots, self.hyper(steps), self.offsets, self.ahyper,
+                self.lhyper, float(model.loss_weight), self.units_denominator,
+                int(model._check_every), int(optimizer.iterations), losses)
+        if self.library == "onednn-parts":
+            done, status, total = self._run_parts(args, batch, self._threads() if steps else 1)
+            return int(done), int(status), float(total), float(losses[0])
         if self.library == "onednn":  # the thread count the governor set for the BLAS
             from . import blas
 
             blas.onednn().set_threads(self._threads())  # type: ignore[union-attr]
         with _compiling():  # new array types (read-only, say) compile once more
-            done, status, total = self.function(
-                self.x, self.t, self.sw, order, first, steps, batch, model._flat_params,
-                model._grad_buffer, *slots, self.hyper(steps), self.offsets, self.ahyper,
-                self.lhyper, float(model.loss_weight), self.units_denominator,
-                int(model._check_every), int(optimizer.iterations), losses)
+            done, status, total = self.function(*args)
         return int(done), int(status), float(total), float(losses[0])
+
+    def _run_parts(self, args: tuple[Any, ...], batch: int, parts: int
+                   ) -> tuple[int, int, float]:
+        """Run the split kernel (``parts_kernel``) on ``parts`` threads: this one runs part
+        0, the pool's the others, each with one-thread oneDNN products."""
+        from . import blas
+
+        lib = blas.onednn()
+        key = (batch, parts, self.t.shape[1])
+        if self._parts_state is None or self._parts_state[0] != key:
+            places, size = parts_kernel.work_places(self.model, *key)
+            self._parts_state = (key, parts_kernel.split_bounds(self.model, parts), places,
+                                 parts_kernel.aligned_empty(size, self.dtype))
+        _, bounds, places, work = self._parts_state
+        sync = np.zeros(2, np.int64)  # arrivals at the barrier; abort
+        shared = np.zeros(2 * parts)  # each part's loss; whether its weights are finite
+
+        def part(index: int, losses: np.ndarray) -> tuple[int, int, float]:
+            try:
+                lib.set_threads(1)  # type: ignore[union-attr]  # a setting of each thread
+                return self.function(*args[:-1], losses, index, parts, bounds, work, places,
+                                     sync, shared)
+            except BaseException:
+                sync[1] = 1  # the others stop waiting for this one at their next barrier
+                raise
+
+        others = [parts_kernel.helpers(parts - 1).submit(part, index, np.zeros(1))
+                  for index in range(1, parts)]
+        try:
+            with _compiling():
+                result = part(0, args[-1])
+        finally:
+            results = [future.result() for future in others]  # a helper's error is raised
+        if any(other != result for other in results):
+            raise RuntimeError(f"the kernel's threads disagree: {[result, *results]}")
+        return result
 
 
 # -- the inference kernel ------------------------------------------------------------------
