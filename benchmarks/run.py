@@ -460,11 +460,12 @@ def throughput_child(framework: str, config_name: str, repeats: int) -> None:
         xi = make_data(config, samples=8192, seed=1)[0]
         result["infer"] = time_inference(runner, xi, repeats)
     if framework.startswith("layerwise"):
-        from layerwise import blas
+        from layerwise import blas, compiled
 
         result["blas"] = blas.blas_name()  # what "auto" measured and chose, or was forced
-        # and who computed the compiled kernel's products (blas.kernel_library)
-        kernel = sorted({d["chosen"] for d in blas.kernel_decisions.values()})
+        # and which training kernels ran: their products' library (blas.kernel_library),
+        # "onednn-parts" for the split kernel (layerwise.parts_kernel)
+        kernel = sorted({key[0] for key in compiled._kernels})
         if kernel:
             result["blas"] += " (kernel: " + ", ".join(kernel) + ")"
     print(json.dumps(result))

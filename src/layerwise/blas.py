@@ -30,7 +30,9 @@ products of the network in both when its kernel is built, and keeps oneDNN unles
 is clearly (``KERNEL_ONEDNN_MARGIN``) faster. On a 2-vCPU AMD EPYC (Zen 4) one step's
 products of config C took 2.2-2.4 ms in oneDNN against 2.3-2.7 ms in OpenBLAS, and oneDNN's
 kept their speed through minutes-long stretches in which OpenBLAS's two threads ran at the
-speed of one (config C: 44k against 23k samples/s).
+speed of one (config C: 44k against 23k samples/s). Where a network's layers allow it,
+the kernel with oneDNN is the split one (``layerwise.parts_kernel``): each thread runs
+single-threaded products on its own rows of every layer.
 ``set_blas("onednn")`` forces it; ``"numpy"`` and ``"mkl"`` keep numba's BLAS in the kernel.
 """
 

@@ -14,6 +14,10 @@ namespace (``jit_formula``) whose float32 ``exp`` and ``tanh`` are vectorisable 
 Three helpers that NumPy computes with tricks numba does not compile (``stable_shift``,
 ``row_sums``, ``erf``) are replaced by plain loops giving the same values.
 
+With oneDNN's products, a network whose layers allow it trains in the split kernel of
+``layerwise.parts_kernel`` instead: the same formulas, each thread owning its rows of
+every layer (no weight is read by one core and written by the other).
+
 The same compiled optimizer pass serves the NumPy path: ``Optimizer.update`` runs its
 formula over the flat parameter buffer in one pass (``update_in_one_pass``) instead of a
 dozen NumPy sweeps.

@@ -22,7 +22,8 @@ changes while a model trains, so by default ``fit`` measures instead of guessing
 
 It governs the library that computes the GEMMs: OpenBLAS (NumPy's) or, when active, MKL
 (``layerwise.blas``), through threadpoolctl; a compiled kernel whose products are oneDNN's
-sets oneDNN's OpenMP threads to the governor's count before each stretch of steps.
+sets oneDNN's OpenMP threads to the governor's count before each stretch of steps, and the
+split kernel (``layerwise.parts_kernel``) runs that many threads of its own.
 ``set_threads(n)`` (or ``LAYERWISE_THREADS=n``) fixes the count instead;
 ``set_threads(None)`` or ``"auto"`` restores the measurement.
 """
