@@ -294,6 +294,54 @@ def test_kernel_library_keeps_the_measured_faster(monkeypatch, onednn_s, openbla
         blas.set_blas(previous)
 
 
+@pytest.mark.parametrize(("onednn_s", "openblas_s", "chosen"), [
+    (1e-3, 2e-3, "onednn"), (1.05e-3, 1e-3, "onednn"), (3e-3, 1e-3, "openblas")])
+def test_predict_library_keeps_the_measured_faster(monkeypatch, onednn_s, openblas_s, chosen):
+    """Forced timings: predict's products by oneDNN (each thread its own rows) only where
+    one thread's share measured no slower than OpenBLAS's whole; once per network."""
+    monkeypatch.setattr(blas, "_onednn_cache", [_FakeOneDNN()])
+    monkeypatch.setattr(blas.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(blas, "predict_decisions", {})
+    timed = []
+
+    def fake_time(run, repeats=3):
+        timed.append(run.__name__)
+        return onednn_s if run.__name__ == "run_onednn" else openblas_s
+
+    monkeypatch.setattr(blas, "_time_gemm", fake_time)
+    previous = blas._choice
+    try:
+        blas.set_blas("auto")
+        sizes = [(30, 20), (20, 4)]
+        assert blas.predict_library(sizes, "float32", 2) == chosen
+        assert timed == ["run_onednn", "run_openblas"]
+        assert blas.predict_decisions[(tuple(sizes), 2)] == {
+            "onednn_s": onednn_s, "openblas_s": openblas_s, "chosen": chosen}
+        assert blas.predict_library(sizes, "float32", 2) == chosen and len(timed) == 2
+        assert blas.predict_library(sizes, "float64", 2) == "openblas"  # float32 only
+        blas.set_blas("numpy")
+        assert blas.predict_library(sizes, "float32", 2) == "openblas"
+        blas.set_blas("onednn")
+        assert blas.predict_library(sizes, "float32", 2) == "onednn" and len(timed) == 2
+    finally:
+        blas.set_blas(previous)
+
+
+@needs_onednn
+def test_predict_library_probe_runs_both_libraries(monkeypatch):
+    """The real probe: both forward passes run (a failing library would raise here)."""
+    monkeypatch.setattr(blas, "predict_decisions", {})
+    previous = blas._choice
+    try:
+        blas.set_blas("auto")
+        chosen = blas.predict_library([(48, 40), (40, 3)], "float32", 2)
+        decision = blas.predict_decisions[(((48, 40), (40, 3)), 2)]
+        assert chosen == decision["chosen"] in ("onednn", "openblas")
+        assert decision["onednn_s"] > 0 and decision["openblas_s"] > 0
+    finally:
+        blas.set_blas(previous)
+
+
 def test_set_blas_onednn_without_onednn_names_the_extra(monkeypatch):
     monkeypatch.setattr(blas, "_onednn_cache", [None])
     previous = blas._choice

@@ -248,3 +248,46 @@ def test_an_error_in_a_helper_thread_is_raised_without_a_hang(onednn, rng, monke
     trainer.join(60)
     assert not trainer.is_alive(), "the main part kept waiting for a helper that failed"
     assert len(result) == 1 and "helper failed" in str(result[0])
+
+
+# -- predict: each thread its own rows --------------------------------------------------------
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_predict_on_threads_matches_the_layers(onednn, rng, threads):
+    """Above PREDICT_MAX_WEIGHTS too: with oneDNN's products the kernel has no size limit."""
+    model = lw.Sequential([Dense(600, activation="relu", input_dim=500),
+                           Dense(40, activation="tanh"), Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    assert model.count_params() > compiled.PREDICT_MAX_WEIGHTS
+    x = rng.normal(size=(1001, 500)).astype(np.float32)  # rows split unevenly
+    model.jit_compile = False
+    expected = model.predict(x, batch_size=128)
+    model.jit_compile = True
+    with lw.threads.fixed(threads):
+        assert compiled.reason_not_predicted(model, x) is None
+        kernel = model._predict_kernel(x, 128)
+        assert kernel.library == "onednn"
+        got = model.predict(x, batch_size=128)
+        small = model.predict(x[:3], batch_size=128)  # too few rows for more threads
+    np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(small, expected[:3], rtol=2e-5, atol=1e-6)
+
+
+def test_predict_raises_an_error_of_a_pool_thread(onednn, rng, monkeypatch):
+    model = lw.Sequential([Dense(600, activation="relu", input_dim=500), Dense(3)])
+    model.compile("adam", "mse")
+    model.jit_compile = True
+    x = rng.normal(size=(512, 500)).astype(np.float32)
+    with lw.threads.fixed(2):
+        model.predict(x)  # compiled
+        lib, caller = lw.blas.onednn(), threading.current_thread()
+        real = type(lib).set_threads
+
+        def set_threads(self, count):  # fails in the pool's thread only
+            if threading.current_thread() is not caller:
+                raise RuntimeError("pool thread failed")
+            real(self, count)
+
+        monkeypatch.setattr(type(lib), "set_threads", set_threads)
+        with pytest.raises(RuntimeError, match="pool thread failed"):
+            model.predict(x)

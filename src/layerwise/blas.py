@@ -56,7 +56,8 @@ from .backend import backend_name, xp
 
 __all__ = ["KERNEL_ONEDNN_MARGIN", "MIN_BIAS_SIZE", "MIN_GEMM_WORK", "MKL", "OneDNN",
            "active", "add_bias", "blas_name", "decide", "decision", "kernel_decisions",
-           "kernel_library", "matmul", "one_thread_pool", "onednn", "pending", "set_blas"]
+           "kernel_library", "matmul", "one_thread_pool", "onednn", "pending",
+           "predict_decisions", "predict_library", "set_blas"]
 
 #: multiply-adds (m·n·k) from which a GEMM goes to MKL: below about a million, MKL's thread
 #: start-up costs more than it saves (measured: 64x64x128 takes 14 µs in MKL, 8 µs in NumPy;
@@ -336,7 +337,76 @@ def kernel_library(sizes: list[tuple[int, int]], batch: int, dtype: Any,
     work = sum(a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in products)
     # C's step (784-512-512-10, batch 128): 2 ms of products, 3 rounds of 3; D's
     # (1024-4096-4096-10, batch 512): 0.3 s, one round of one after a warm-up
-    repeats = 3 if work < 1 << 30 else 1
+    return _faster(kernel_decisions, key, run_onednn, run_openblas,
+                   3 if work < 1 << 30 else 1)
+
+
+#: what predict_library measured, per network: {(shapes, parts): {"onednn_s", ...}}
+predict_decisions: dict[tuple[Any, ...], dict[str, Any]] = {}
+#: the fewest and the most rows predict_library's probe runs (the fewest: its chunk)
+PREDICT_PROBE_ROWS = (256, 8192)
+
+
+def predict_library(sizes: list[tuple[int, int]], dtype: Any, parts: int) -> str:
+    """The library of the compiled inference kernel's products: ``"onednn"`` (each of
+    ``parts`` threads runs single-threaded products on its own rows of ``x``) or
+    ``"openblas"`` (numba's BLAS, its own threads). Forced as ``kernel_library`` is; under
+    ``"auto"`` a forward pass of ReLU layers of the network's sizes over 256 to 8192 rows
+    (``PREDICT_PROBE_ROWS``), 256 at a time, is timed in OpenBLAS (its threads) against one
+    thread's share of the rows in one-thread oneDNN, once per network and process. About 10 ms on
+    configs B and C, 0.4 s on config D."""
+    if np.dtype(dtype) != np.float32 or _choice in ("numpy", "mkl"):
+        return "openblas"
+    lib = onednn()
+    if lib is None:
+        return "openblas"
+    if _choice == "onednn":
+        return "onednn"
+    key = (tuple(sizes), parts)
+    known = predict_decisions.get(key)
+    if known is not None:
+        return known["chosen"]
+    rng = np.random.default_rng(0)
+    # enough rows for about 2**26 multiply-adds (a millisecond or two), so that starting the
+    # threads (tens of µs, once per predict) weighs on the probe no more than on a predict
+    per_row = sum(fan_in * units for fan_in, units in sizes)
+    rows = min(PREDICT_PROBE_ROWS[1], max(PREDICT_PROBE_ROWS[0], (1 << 26) // per_row))
+    chunk = PREDICT_PROBE_ROWS[0]
+    x = rng.standard_normal((rows, sizes[0][0])).astype(np.float32)
+    weights = [rng.standard_normal(size).astype(np.float32) for size in sizes]
+
+    def forward(lo: int, hi: int, gemm: Any) -> None:
+        """As the kernel runs: ``chunk`` rows at a time through every layer (a product and
+        an element-wise pass, a ReLU's), in buffers that stay in the cache."""
+        buffers = [np.empty((chunk, units), np.float32) for _, units in sizes]
+        for start in range(lo, hi, chunk):
+            a = x[start:min(start + chunk, hi)]
+            for w, buffer in zip(weights, buffers):
+                out = buffer[:a.shape[0]]
+                gemm(a, w, out)
+                np.maximum(out, 0.0, out=out)  # NumPy's ufuncs let go of the GIL
+                a = out
+
+    def run_onednn() -> None:
+        """One thread's share: the threads run theirs at once, each its own rows, never
+        waiting for another (timed here alone: Python's share of the probe, per chunk,
+        would make threads wait on the GIL, which the compiled kernel does not)."""
+        lib.set_threads(1)
+        forward(0, rows // parts, lib.gemm)
+
+    def run_openblas() -> None:  # all the rows, OpenBLAS's threads in the products
+        forward(0, rows, lambda a, b, out: np.matmul(a, b, out=out))
+
+    # the best of 5 (a ms or two each), or of one for a large network (config D: 0.06 s)
+    return _faster(predict_decisions, key, run_onednn, run_openblas,
+                   5 if rows * per_row < 1 << 30 else 1)
+
+
+def _faster(decisions: dict[tuple[Any, ...], dict[str, Any]], key: tuple[Any, ...],
+            run_onednn: Any, run_openblas: Any, repeats: int) -> str:
+    """Time ``run_onednn`` and ``run_openblas`` (the best of ``repeats`` after a warm-up),
+    record both in ``decisions[key]`` and return the one kept: ``"onednn"`` unless OpenBLAS
+    measured ``KERNEL_ONEDNN_MARGIN`` times faster."""
     # one library after the other, never interleaved: each keeps its threads spinning for a
     # while after a call (OpenBLAS's for about 0.1 s, OpenMP's for about a millisecond), and
     # those would take the cores from the other's threads; OpenBLAS (NumPy's, perhaps just
@@ -351,8 +421,8 @@ def kernel_library(sizes: list[tuple[int, int]], batch: int, dtype: Any,
     # milliseconds cannot see such a stretch coming, and the two measured within 5% otherwise
     chosen = "openblas" if best["openblas"] * KERNEL_ONEDNN_MARGIN < best["onednn"] else \
         "onednn"
-    kernel_decisions[key] = {"onednn_s": best["onednn"], "openblas_s": best["openblas"],
-                             "chosen": chosen}
+    decisions[key] = {"onednn_s": best["onednn"], "openblas_s": best["openblas"],
+                      "chosen": chosen}
     return chosen
 
 

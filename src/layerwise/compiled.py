@@ -52,7 +52,7 @@ from . import parts_kernel
 from .optimizers.base import FLUSH_EVERY, TINY
 
 __all__ = ["AUTO_MIN_STEPS", "MAX_STEPS", "ONE_PASS_MIN", "STRETCH", "CompileError", "EpochKernel",
-           "PREDICT_MAX_WEIGHTS", "PredictKernel", "available", "jit_formula",
+           "PREDICT_MAX_WEIGHTS", "PREDICT_MIN_WORK", "PredictKernel", "available", "jit_formula",
            "reason_not_compiled", "reason_not_predicted", "update_in_one_pass"]
 
 #: ``jit_compile="auto"`` compiles a network's kernel (several seconds, once: it is kept in
@@ -69,6 +69,9 @@ STRETCH = 0.05
 #: 70 ms against 62 ms per 8192 rows); below, the kernel's fused bias-and-activation loops
 #: and no Python per batch make it 1.2-1.5x faster (config B, 64-128-10)
 PREDICT_MAX_WEIGHTS = 1 << 18
+#: multiply-adds per thread from which ``predict``'s kernel with oneDNN products uses more
+#: threads (a pool thread starts in tens of µs; this is about as long)
+PREDICT_MIN_WORK = 1 << 21
 #: parameters from which ``Optimizer.update`` runs its compiled pass (below it, the call
 #: costs more than the NumPy chunks)
 ONE_PASS_MIN = 4096
@@ -1201,10 +1204,11 @@ class EpochKernel:
 # -- the inference kernel ------------------------------------------------------------------
 
 
-def _predict_source(dense: list[Any], n_hyper: list[int], dtype: str, numbers: list[bool]
-                    ) -> str:
+def _predict_source(dense: list[Any], n_hyper: list[int], dtype: str, numbers: list[bool],
+                    onednn: bool = False) -> str:
     """The source of one network's inference kernel: ``_forward`` over the rows of ``x`` in
-    batches, each batch's output copied into ``result``."""
+    batches, each batch's output copied into ``result``; its products by oneDNN's sgemm
+    where ``onednn``."""
 
     def nhp(i: int) -> str:
         return "".join(f", ah{i}_{h}" for h in range(n_hyper[i]))
@@ -1216,7 +1220,7 @@ def _predict_source(dense: list[Any], n_hyper: list[int], dtype: str, numbers: l
     lines += ["    for start in range(0, n, batch):",
               "        m = min(batch, n - start)",
               "        a_in = x[start:start + m]"]
-    lines += _forward(dense, numbers, False, nhp)
+    lines += _forward(dense, numbers, False, nhp, onednn)
     lines += ["        result[start:start + m] = out"]
     return "\n".join(lines) + "\n"
 
@@ -1234,7 +1238,8 @@ def reason_not_predicted(model: Any, x: Any) -> str | None:
     if not x.flags.c_contiguous:
         return "the data's rows are not contiguous"
     reason = _layers_reason(model, training=False)
-    if reason is None and model.count_params() > PREDICT_MAX_WEIGHTS:
+    if reason is None and model.count_params() > PREDICT_MAX_WEIGHTS and \
+            PredictKernel.library_of(model) != "onednn":
         return f"the network has more than {PREDICT_MAX_WEIGHTS} weights: NumPy's products"
     return reason
 
@@ -1242,26 +1247,44 @@ def reason_not_predicted(model: Any, x: Any) -> str | None:
 class PredictKernel:
     """The compiled forward pass of a network of ``Dense`` layers: ``run`` fills
     ``predict``'s output with no Python per batch. The same ``_forward`` lines as the
-    training kernel, compiled from the same activation formulas."""
+    training kernel, compiled from the same activation formulas. With oneDNN's products
+    (``blas.predict_library``) each thread runs it on its own block of rows."""
 
     def __init__(self, model: Any) -> None:
         if not available():
             raise RuntimeError("The inference kernel needs numba and NumPy arrays "
                                "(pip install 'layerwise[fast]').")
         self.model = model
-        self.key = self.key_of(model)
+        self.library = self.library_of(model)
+        self.key = self.key_of(model, self.library)
         self.function = _kernels.get(self.key)
         if self.function is None:
-            source, scope = self.plan(model)
-            self.function = _kernels[self.key] = _compile(source, "predict", scope)
+            source, scope = self.plan(model, self.library)
+            self.function = _kernels[self.key] = _compile(source, "predict", scope,
+                                                          nogil=self.library == "onednn")
 
     @staticmethod
-    def key_of(model: Any) -> tuple[Any, ...]:
-        """The layers (sizes, bias, activation formula) and the dtype."""
-        return ("predict", _layers_key(model.layers), np.dtype(model.dtype).name)
+    def library_of(model: Any) -> str:
+        """Who computes the products: ``"onednn"`` (on ``parts`` threads, each its own rows)
+        or ``"openblas"`` (numba's BLAS), as ``blas.predict_library`` measured or was told."""
+        from . import blas
+
+        sizes = [(layer.input_dim, layer.units) for layer in model.layers]
+        return blas.predict_library(sizes, model.dtype, PredictKernel._parts())
 
     @staticmethod
-    def plan(model: Any) -> tuple[str, dict[str, Any]]:
+    def _parts() -> int:
+        from . import threads
+
+        return threads.threads_setting() or threads.cores_available()
+
+    @staticmethod
+    def key_of(model: Any, library: str = "openblas") -> tuple[Any, ...]:
+        """The layers (sizes, bias, activation formula), the dtype and the library."""
+        return ("predict", _layers_key(model.layers), np.dtype(model.dtype).name, library)
+
+    @staticmethod
+    def plan(model: Any, library: str = "openblas") -> tuple[str, dict[str, Any]]:
         """The kernel's source and the compiled functions it calls."""
         dtype = np.dtype(model.dtype).name
         acts = [layer.activation for layer in model.layers]
@@ -1271,18 +1294,27 @@ class PredictKernel:
             scope[f"f{i}"] = jit_formula(type(act).formula, numbers[i],
                                          dtype if numbers[i] else "float64")
         source = _predict_source(model.layers, [len(a.hyper()) for a in acts], dtype,
-                                 numbers)
+                                 numbers, library == "onednn")
+        if library == "onednn":
+            scope.update(_onednn_functions())
         return source, scope
 
     @staticmethod
     def is_compiled(model: Any) -> bool:
         """Whether this network's inference kernel is compiled already, in this process or
-        kept in the cache directory by an earlier one."""
+        kept in the cache directory by an earlier one (for either library)."""
         if not available():
             return False
-        key = PredictKernel.key_of(model)
-        return key in _kernels or _kept_on_disk(key, "predict",
-                                                lambda: PredictKernel.plan(model))
+        from . import blas
+
+        libraries = ["openblas"]
+        if np.dtype(model.dtype) == np.float32 and blas.onednn() is not None:
+            libraries.append("onednn")
+        return any(
+            PredictKernel.key_of(model, library) in _kernels or _kept_on_disk(
+                PredictKernel.key_of(model, library), "predict",
+                lambda library=library: PredictKernel.plan(model, library))
+            for library in libraries)
 
     def run(self, x: np.ndarray, result: np.ndarray, batch: int) -> None:
         """``result (rows, units) <- the network's outputs for x (rows, features)``, ``batch``
@@ -1292,10 +1324,44 @@ class PredictKernel:
             weights.append(layer.params["kernel"])
             if layer.use_bias:
                 weights.append(layer.params["bias"])
+        hyper = _activation_hyper(self.model.layers)
+        if self.library == "onednn":
+            self._run_parts(x, result, batch, weights, hyper)
+            return
         try:
             with _compiling():
-                self.function(x, result, batch, *weights,
-                              _activation_hyper(self.model.layers))
+                self.function(x, result, batch, *weights, hyper)
+        except _numba.core.errors.NumbaError as error:
+            summary = " ".join(str(error).split())
+            raise CompileError(summary[:400]) from error
+
+    def _run_parts(self, x: np.ndarray, result: np.ndarray, batch: int, weights: list[Any],
+                   hyper: np.ndarray) -> None:
+        """The rows of ``x`` in one contiguous block per thread (this one and the split
+        kernel's pool), each with one-thread oneDNN products: the rows are independent, so
+        the threads never wait for each other, and they only read the weights."""
+        from . import blas
+
+        lib = blas.onednn()
+        rows = x.shape[0]
+        # at least PREDICT_MIN_WORK multiply-adds a thread: below, starting one costs more
+        per_row = sum(layer.input_dim * layer.units for layer in self.model.layers)
+        parts = max(1, min(self._parts(), rows * per_row // PREDICT_MIN_WORK))
+        cuts = [rows * t // parts for t in range(parts + 1)]
+
+        def block(t: int) -> None:
+            lib.set_threads(1)  # type: ignore[union-attr]  # a setting of each thread
+            lo, hi = cuts[t], cuts[t + 1]
+            self.function(x[lo:hi], result[lo:hi], batch, *weights, hyper)
+
+        others = [parts_kernel.helpers(parts - 1).submit(block, t) for t in range(1, parts)]
+        try:
+            with _compiling():
+                try:
+                    block(0)
+                finally:
+                    for other in others:  # a pool thread's error is raised here
+                        other.result()
         except _numba.core.errors.NumbaError as error:
             summary = " ".join(str(error).split())
             raise CompileError(summary[:400]) from error
