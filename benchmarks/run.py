@@ -465,7 +465,8 @@ def throughput_child(framework: str, config_name: str, repeats: int) -> None:
         result["blas"] = blas.blas_name()  # what "auto" measured and chose, or was forced
         # and which training kernels ran: their products' library (blas.kernel_library),
         # "onednn-parts" for the split kernel (layerwise.parts_kernel)
-        kernel = sorted({key[0] for key in compiled._kernels})
+        kernel = sorted({f"predict: {key[-1]}" if key[0] == "predict" else key[0]
+                         for key in compiled._kernels})
         if kernel:
             result["blas"] += " (kernel: " + ", ".join(kernel) + ")"
     print(json.dumps(result))

@@ -222,23 +222,28 @@ class OneDNN:
                                 p, i64, p, i64, ctypes.c_float, p, i64]
         # its OpenMP calls go to the first OpenMP runtime loaded into the process: GNU's,
         # which it brings, or Intel's (MKL's) when that came first; set the threads in both
-        self._set_threads = []
+        self._set_threads = []  # (omp_get_max_threads, omp_set_num_threads) of each
         for name in (None, "libgomp.so.1"):
             try:
-                fn = ctypes.CDLL(name).omp_set_num_threads
+                runtime = ctypes.CDLL(name)
+                get, put = runtime.omp_get_max_threads, runtime.omp_set_num_threads
             except (OSError, AttributeError):
                 continue
-            fn.argtypes, fn.restype = [ctypes.c_int], None
-            self._set_threads.append(fn)
+            get.argtypes, get.restype = [], ctypes.c_int
+            put.argtypes, put.restype = [ctypes.c_int], None
+            self._set_threads.append((get, put))
 
     def __repr__(self) -> str:
         return f"OneDNN(path={self.path!r})"
 
     def set_threads(self, threads: int) -> None:
         """The OpenMP threads of the calling thread's next oneDNN calls (a setting of each
-        thread: not remembered here, so another thread's call cannot make it look set)."""
-        for fn in self._set_threads:
-            fn(int(threads))
+        thread, which threadpoolctl may change too: read back each time, and set only when it
+        differs, since setting it cost 0.7 ms a call even to the same count in a process that
+        had trained)."""
+        for get, put in self._set_threads:
+            if get() != threads:
+                put(int(threads))
 
     def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> bool:
         """``out = a @ b`` for float32 2-D arrays (transposed views cost nothing); False,

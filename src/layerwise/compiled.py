@@ -1182,13 +1182,17 @@ class EpochKernel:
 
         def part(index: int, losses: np.ndarray) -> tuple[int, int, float]:
             try:
-                lib.set_threads(1)  # type: ignore[union-attr]  # a setting of each thread
+                if index:  # this thread's was set before the others started (see below)
+                    lib.set_threads(1)  # type: ignore[union-attr]  # a setting of each thread
                 return self.function(*args[:-1], losses, index, parts, bounds, work, places,
                                      sync, shared)
             except BaseException:
                 sync[1] = 1  # the others stop waiting for this one at their next barrier
                 raise
 
+        # set here first: with Intel's OpenMP loaded too (by MKL), setting it while another
+        # thread is in a oneDNN call was seen to wait for that call to end
+        lib.set_threads(1)  # type: ignore[union-attr]
         others = [parts_kernel.helpers(parts - 1).submit(part, index, np.zeros(1))
                   for index in range(1, parts)]
         try:
@@ -1350,10 +1354,14 @@ class PredictKernel:
         cuts = [rows * t // parts for t in range(parts + 1)]
 
         def block(t: int) -> None:
-            lib.set_threads(1)  # type: ignore[union-attr]  # a setting of each thread
+            if t:  # this thread's was set before the others started (see below)
+                lib.set_threads(1)  # type: ignore[union-attr]  # a setting of each thread
             lo, hi = cuts[t], cuts[t + 1]
             self.function(x[lo:hi], result[lo:hi], batch, *weights, hyper)
 
+        # set here first: with Intel's OpenMP loaded too (by MKL), setting it while another
+        # thread is in a oneDNN call was seen to wait for that call to end (B: 1 ms a predict)
+        lib.set_threads(1)  # type: ignore[union-attr]
         others = [parts_kernel.helpers(parts - 1).submit(block, t) for t in range(1, parts)]
         try:
             with _compiling():
