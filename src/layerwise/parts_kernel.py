@@ -32,6 +32,7 @@ products are added up, the bias gradient is summed column by column).
 from __future__ import annotations
 
 import platform
+import threading
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ import numpy as np
 from . import compiled
 
 __all__ = ["ALIGN", "aligned_empty", "helpers", "kernel_source", "reason_not_split",
-           "split_bounds", "work_layout", "work_places"]
+           "run_lock", "split_bounds", "work_layout", "work_places"]
 
 #: a thread's part of a layer's rows starts at a multiple of this many (one 64-byte cache
 #: line of float32): two threads never write the same line of X, Z, A or dY
@@ -47,6 +48,9 @@ ALIGN = 16
 
 _sync: dict[str, Any] | None = None
 _pool: list[Any] = []  # [(threads, ThreadPoolExecutor)] once a split kernel used helpers
+#: held while a split kernel runs: the parts of two at once could take all of the pool's
+#: threads, each waiting at its barrier for a part still queued behind the other's
+run_lock = threading.Lock()
 
 
 def helpers(count: int) -> Any:
@@ -315,7 +319,7 @@ def kernel_source(model: Any, n_hyper: list[int], n_loss_hyper: int, present: tu
         lines.append(f"        gemm({below}[:m, lo{i}:hi{i}], {dz}[:m], gW{i}[lo{i}:hi{i}], "
                      "True, False)")
         if i == last and layer.use_bias:  # the last layer's bias by its own columns
-            lines += _bias_gradient(i, dz, f"lo{last + 1}", f"hi{last + 1}")
+            lines += compiled._bias_gradient(i, dz, f"lo{last + 1}", f"hi{last + 1}")
         if i > 0:  # dz of the layer below, on this thread's columns
             lines += [f"        gemm({dz}[:m], W{i}[lo{i}:hi{i}], DY{i}[:m, lo{i}:hi{i}], "
                       "False, True)",
@@ -324,7 +328,7 @@ def kernel_source(model: Any, n_hyper: list[int], n_loss_hyper: int, present: tu
                       f"                DY{i}[r, c] = DY{i}[r, c] * df{i - 1}(Z{i - 1}[r, c], "
                       f"A{i - 1}[r, c]{nhp(i - 1)})"]
             if dense[i - 1].use_bias:
-                lines += _bias_gradient(i - 1, f"DY{i}", f"lo{i}", f"hi{i}")
+                lines += compiled._bias_gradient(i - 1, f"DY{i}", f"lo{i}", f"hi{i}")
             lines += wait
     lines += compiled._update_lines(slots, present, n_opt_hyper, decoupled, num, own=True)
     lines += ["        total += loss * m",
@@ -345,12 +349,3 @@ def kernel_source(model: Any, n_hyper: list[int], n_loss_hyper: int, present: tu
               "    return steps, 0, total"]
     return "\n".join(lines) + "\n"
 
-
-def _bias_gradient(i: int, dz: str, lo: str, hi: str) -> list[str]:
-    """Kernel lines: layer ``i``'s bias gradient, Σ over the batch of ``dz``, for the
-    columns ``lo:hi``, row by row (numba's sum(axis=0) is slow)."""
-    return [f"        for c in range({lo}, {hi}):",
-            f"            gB{i}[c] = {dz}[0, c]",
-            "        for r in range(1, m):",
-            f"            for c in range({lo}, {hi}):",
-            f"                gB{i}[c] += {dz}[r, c]"]
