@@ -291,3 +291,44 @@ def test_predict_raises_an_error_of_a_pool_thread(onednn, rng, monkeypatch):
         monkeypatch.setattr(type(lib), "set_threads", set_threads)
         with pytest.raises(RuntimeError, match="pool thread failed"):
             model.predict(x)
+
+
+def test_two_fits_at_once_on_three_threads_both_finish(onednn, rng, monkeypatch):
+    """Two split kernels at once: the pool's two threads could each hold one kernel's part,
+    waiting at its barrier for a part queued behind the other's (``parts_kernel.run_lock``).
+    Here each fit, after submitting its first part, waits (up to 2 s) for the other to
+    submit its first too: without the lock, the pool's threads then hold one part of each."""
+    x = rng.normal(size=(256, 40)).astype(np.float32)
+    y = rng.integers(0, 3, size=256)
+    done = []
+    real, meet = parts_kernel.helpers, threading.Barrier(2)
+
+    class Interleaving:
+        def __init__(self, pool):
+            self.pool = pool
+
+        def submit(self, fn, index, *args):
+            future = self.pool.submit(fn, index, *args)
+            if index == 1 and not meet.broken:
+                try:
+                    meet.wait(timeout=2.0)  # with the lock the other fit cannot come
+                except threading.BrokenBarrierError:
+                    pass
+            return future
+
+    with lw.threads.fixed(3):  # compiled first: both fits then reach their parts at once
+        _classifier(True).fit(x, y, batch_size=16, epochs=1, verbose=0)
+    monkeypatch.setattr(parts_kernel, "helpers", lambda count: Interleaving(real(count)))
+
+    def train():
+        model = _classifier(True)
+        model.fit(x, y, batch_size=16, epochs=3, verbose=0)
+        done.append(_trained_split(model))
+
+    with lw.threads.fixed(3):
+        runners = [threading.Thread(target=train, daemon=True) for _ in range(2)]
+        for runner in runners:
+            runner.start()
+        for runner in runners:
+            runner.join(60)
+    assert done == [True, True], "a fit kept waiting for a part that never ran"
