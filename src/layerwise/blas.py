@@ -316,17 +316,12 @@ def kernel_library(sizes: list[tuple[int, int]], batch: int, dtype: Any,
     the best of three (one, for a step of more than 2**30 multiply-adds), and the faster is
     kept for this network's shapes for the process (``kernel_decisions`` says what was
     measured). About 0.15 s on config C, 1.3 s on config D, once."""
-    if np.dtype(dtype) != np.float32 or _choice in ("numpy", "mkl"):
-        return "openblas"
-    lib = onednn()
-    if lib is None:
-        return "openblas"
-    if _choice == "onednn":
-        return "onednn"
     key = (tuple(sizes), batch)
-    known = kernel_decisions.get(key)
+    known = _known_library(dtype, kernel_decisions, key)
     if known is not None:
-        return known["chosen"]
+        return known
+    lib = onednn()
+    assert lib is not None  # _known_library answered without it
     products = _step_products(sizes, batch)
     if threads is not None:
         lib.set_threads(threads)
@@ -360,17 +355,12 @@ def predict_library(sizes: list[tuple[int, int]], dtype: Any, parts: int) -> str
     (``PREDICT_PROBE_ROWS``), 256 at a time, is timed in OpenBLAS (its threads) against one
     thread's share of the rows in one-thread oneDNN, once per network and process. About 10 ms on
     configs B and C, 0.4 s on config D."""
-    if np.dtype(dtype) != np.float32 or _choice in ("numpy", "mkl"):
-        return "openblas"
-    lib = onednn()
-    if lib is None:
-        return "openblas"
-    if _choice == "onednn":
-        return "onednn"
     key = (tuple(sizes), parts)
-    known = predict_decisions.get(key)
+    known = _known_library(dtype, predict_decisions, key)
     if known is not None:
-        return known["chosen"]
+        return known
+    lib = onednn()
+    assert lib is not None  # _known_library answered without it
     rng = np.random.default_rng(0)
     # enough rows for about 2**26 multiply-adds (a millisecond or two), so that starting the
     # threads (tens of µs, once per predict) weighs on the probe no more than on a predict
@@ -405,6 +395,18 @@ def predict_library(sizes: list[tuple[int, int]], dtype: Any, parts: int) -> str
     # the best of 5 (a ms or two each), or of one for a large network (config D: 0.06 s)
     return _faster(predict_decisions, key, run_onednn, run_openblas,
                    5 if rows * per_row < 1 << 30 else 1)
+
+
+def _known_library(dtype: Any, decisions: dict[tuple[Any, ...], dict[str, Any]],
+                   key: tuple[Any, ...]) -> str | None:
+    """The library without a measurement: forced by ``set_blas``, the only one (not
+    float32, or oneDNN missing), or measured before for ``key``; None when it must be."""
+    if np.dtype(dtype) != np.float32 or _choice in ("numpy", "mkl") or onednn() is None:
+        return "openblas"
+    if _choice == "onednn":
+        return "onednn"
+    known = decisions.get(key)
+    return None if known is None else known["chosen"]
 
 
 def _faster(decisions: dict[tuple[Any, ...], dict[str, Any]], key: tuple[Any, ...],
