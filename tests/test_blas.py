@@ -260,15 +260,28 @@ class _FakeOneDNN:
         self.threads = threads
 
 
+# the two measured choices: the compiled training kernel's library (on the network's own
+# step products) and predict's (one thread's share of the rows against OpenBLAS's whole)
+CHOOSERS = {
+    "kernel": (lambda sizes, dtype: blas.kernel_library(sizes, 16, dtype, threads=2),
+               "kernel_decisions", 16),
+    "predict": (lambda sizes, dtype: blas.predict_library(sizes, dtype, 2),
+                "predict_decisions", 2),
+}
+
+
+@pytest.mark.parametrize("chooser", sorted(CHOOSERS))
 @pytest.mark.parametrize(("onednn_s", "openblas_s", "chosen"), [
     (1e-3, 2e-3, "onednn"), (1.05e-3, 1e-3, "onednn"),  # within the margin: oneDNN kept
     (3e-3, 1e-3, "openblas")])
-def test_kernel_library_keeps_the_measured_faster(monkeypatch, onednn_s, openblas_s, chosen):
-    """Forced timings: the compiled kernel's library is chosen by measurement on the
-    network's own step products, once per network and process; oneDNN's presence alone
-    decides nothing."""
+def test_library_choice_keeps_the_measured_faster(monkeypatch, chooser, onednn_s, openblas_s,
+                                                  chosen):
+    """Forced timings: the library is chosen by measurement on the network's own shapes,
+    once per network and process; oneDNN's presence alone decides nothing."""
+    choose, decisions, last = CHOOSERS[chooser]
     monkeypatch.setattr(blas, "_onednn_cache", [_FakeOneDNN()])
     monkeypatch.setattr(blas.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(blas, decisions, {})
     timed = []
 
     def fake_time(run, repeats=3):
@@ -280,49 +293,16 @@ def test_kernel_library_keeps_the_measured_faster(monkeypatch, onednn_s, openbla
     try:
         blas.set_blas("auto")
         sizes = [(30, 20), (20, 4)]
-        assert blas.kernel_library(sizes, 16, "float32", threads=2) == chosen
+        assert choose(sizes, "float32") == chosen
         assert timed == ["run_onednn", "run_openblas"]
-        assert blas.kernel_decisions[(tuple(sizes), 16)] == {
+        assert getattr(blas, decisions)[(tuple(sizes), last)] == {
             "onednn_s": onednn_s, "openblas_s": openblas_s, "chosen": chosen}
-        assert blas.kernel_library(sizes, 16, "float32") == chosen and len(timed) == 2
-        assert blas.kernel_library(sizes, 16, "float64") == "openblas"  # float32 only
+        assert choose(sizes, "float32") == chosen and len(timed) == 2
+        assert choose(sizes, "float64") == "openblas"  # float32 only
         blas.set_blas("numpy")
-        assert blas.kernel_library(sizes, 16, "float32") == "openblas"
+        assert choose(sizes, "float32") == "openblas"
         blas.set_blas("onednn")
-        assert blas.kernel_library(sizes, 16, "float32") == "onednn" and len(timed) == 2
-    finally:
-        blas.set_blas(previous)
-
-
-@pytest.mark.parametrize(("onednn_s", "openblas_s", "chosen"), [
-    (1e-3, 2e-3, "onednn"), (1.05e-3, 1e-3, "onednn"), (3e-3, 1e-3, "openblas")])
-def test_predict_library_keeps_the_measured_faster(monkeypatch, onednn_s, openblas_s, chosen):
-    """Forced timings: predict's products by oneDNN (each thread its own rows) only where
-    one thread's share measured no slower than OpenBLAS's whole; once per network."""
-    monkeypatch.setattr(blas, "_onednn_cache", [_FakeOneDNN()])
-    monkeypatch.setattr(blas.time, "sleep", lambda seconds: None)
-    monkeypatch.setattr(blas, "predict_decisions", {})
-    timed = []
-
-    def fake_time(run, repeats=3):
-        timed.append(run.__name__)
-        return onednn_s if run.__name__ == "run_onednn" else openblas_s
-
-    monkeypatch.setattr(blas, "_time_gemm", fake_time)
-    previous = blas._choice
-    try:
-        blas.set_blas("auto")
-        sizes = [(30, 20), (20, 4)]
-        assert blas.predict_library(sizes, "float32", 2) == chosen
-        assert timed == ["run_onednn", "run_openblas"]
-        assert blas.predict_decisions[(tuple(sizes), 2)] == {
-            "onednn_s": onednn_s, "openblas_s": openblas_s, "chosen": chosen}
-        assert blas.predict_library(sizes, "float32", 2) == chosen and len(timed) == 2
-        assert blas.predict_library(sizes, "float64", 2) == "openblas"  # float32 only
-        blas.set_blas("numpy")
-        assert blas.predict_library(sizes, "float32", 2) == "openblas"
-        blas.set_blas("onednn")
-        assert blas.predict_library(sizes, "float32", 2) == "onednn" and len(timed) == 2
+        assert choose(sizes, "float32") == "onednn" and len(timed) == 2
     finally:
         blas.set_blas(previous)
 

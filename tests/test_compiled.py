@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import layerwise as lw
+from _kernel_checks import assert_same_training
 from layerwise import activations, compiled, losses, optimizers
 from layerwise.guards import NonFiniteLossError
 from layerwise.layers import Dense, Dropout
@@ -41,14 +42,7 @@ def _fit_both(build, x, y, epochs=3, batch_size=16, **fit):
 
 
 def _assert_same(python, kernel, hp, hk, rtol=1e-9, atol=1e-12):
-    np.testing.assert_allclose(hk.history["loss"], hp.history["loss"], rtol=rtol, atol=atol)
-    for a, b in zip(kernel.get_weights(), python.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
-    state_k, state_p = kernel.optimizer.get_state(), python.optimizer.get_state()
-    assert state_k["iterations"] == state_p["iterations"]
-    for name in state_p["slots"]:
-        for a, b in zip(state_k["slots"][name], state_p["slots"][name]):
-            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+    assert_same_training(python, kernel, hp, hk, rtol, atol)
 
 
 def _formula_activations():

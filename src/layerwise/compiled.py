@@ -1345,12 +1345,12 @@ class PredictKernel:
             if layer.use_bias:
                 weights.append(layer.params["bias"])
         hyper = _activation_hyper(self.model.layers)
-        if self.library == "onednn":
-            self._run_parts(x, result, batch, weights, hyper)
-            return
         try:
             with _compiling():
-                self.function(x, result, batch, *weights, hyper)
+                if self.library == "onednn":
+                    self._run_parts(x, result, batch, weights, hyper)
+                else:
+                    self.function(x, result, batch, *weights, hyper)
         except _numba.core.errors.NumbaError as error:
             summary = " ".join(str(error).split())
             raise CompileError(summary[:400]) from error
@@ -1382,12 +1382,7 @@ class PredictKernel:
         lib.set_threads(1)  # type: ignore[union-attr]
         others = [parts_kernel.helpers(parts - 1).submit(block, t) for t in range(1, parts)]
         try:
-            with _compiling():
-                try:
-                    block(0)
-                finally:
-                    for other in others:  # a pool thread's error is raised here
-                        other.result()
-        except _numba.core.errors.NumbaError as error:
-            summary = " ".join(str(error).split())
-            raise CompileError(summary[:400]) from error
+            block(0)
+        finally:
+            for other in others:  # a pool thread's error is raised here
+                other.result()
