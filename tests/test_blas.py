@@ -260,13 +260,16 @@ class _FakeOneDNN:
         self.threads = threads
 
 
-# the two measured choices: the compiled training kernel's library (on the network's own
-# step products) and predict's (one thread's share of the rows against OpenBLAS's whole)
+# the measured choices: the compiled training kernel's library (on the network's own step
+# products; for the split kernel, one thread's share of them against OpenBLAS's whole) and
+# predict's (one thread's share of the rows against OpenBLAS's whole)
 CHOOSERS = {
     "kernel": (lambda sizes, dtype: blas.kernel_library(sizes, 16, dtype, threads=2),
-               "kernel_decisions", 16),
+               "kernel_decisions", (16, 1)),
+    "kernel-split": (lambda sizes, dtype: blas.kernel_library(sizes, 16, dtype, 2, parts=2),
+                     "kernel_decisions", (16, 2)),
     "predict": (lambda sizes, dtype: blas.predict_library(sizes, dtype, 2),
-                "predict_decisions", 2),
+                "predict_decisions", (2,)),
 }
 
 
@@ -295,7 +298,7 @@ def test_library_choice_keeps_the_measured_faster(monkeypatch, chooser, onednn_s
         sizes = [(30, 20), (20, 4)]
         assert choose(sizes, "float32") == chosen
         assert timed == ["run_onednn", "run_openblas"]
-        assert getattr(blas, decisions)[(tuple(sizes), last)] == {
+        assert getattr(blas, decisions)[(tuple(sizes), *last)] == {
             "onednn_s": onednn_s, "openblas_s": openblas_s, "chosen": chosen}
         assert choose(sizes, "float32") == chosen and len(timed) == 2
         assert choose(sizes, "float64") == "openblas"  # float32 only
@@ -320,6 +323,40 @@ def test_predict_library_probe_runs_both_libraries(monkeypatch):
         assert decision["onednn_s"] > 0 and decision["openblas_s"] > 0
     finally:
         blas.set_blas(previous)
+
+
+def test_split_kernel_probe_times_one_threads_share(monkeypatch):
+    """For the split kernel, oneDNN's side of the probe is one thread's part of every
+    product (a share of each layer's inputs, on one oneDNN thread), OpenBLAS's the whole."""
+    shapes = {"onednn": [], "openblas": []}
+
+    class Recording(_FakeOneDNN):
+        def gemm(self, a, b, out):
+            assert self.threads == 1  # single-threaded, as each of the kernel's threads
+            shapes["onednn"].append((a.shape, b.shape))
+            return True
+
+    real_matmul = np.matmul
+
+    def matmul(a, b, out=None):
+        shapes["openblas"].append((a.shape, b.shape))
+        return real_matmul(a, b, out=out)
+
+    monkeypatch.setattr(blas, "_onednn_cache", [Recording()])
+    monkeypatch.setattr(blas, "kernel_decisions", {})
+    monkeypatch.setattr(blas.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(blas, "_time_gemm", lambda run, repeats=3: run() or 1e-3)
+    monkeypatch.setattr(blas.np, "matmul", matmul)
+    previous = blas._choice
+    try:
+        blas.set_blas("auto")
+        blas.kernel_library([(64, 8), (32, 4)], 16, "float32", threads=2, parts=2)
+    finally:
+        blas.set_blas(previous)
+    assert shapes["openblas"] == [((16, 64), (64, 8)), ((64, 16), (16, 8)),
+                                  ((16, 32), (32, 4)), ((32, 16), (16, 4)), ((16, 4), (4, 32))]
+    assert shapes["onednn"] == [((16, 32), (32, 8)), ((32, 16), (16, 8)),
+                                ((16, 16), (16, 4)), ((16, 16), (16, 4)), ((16, 4), (4, 16))]
 
 
 def test_set_blas_onednn_without_onednn_names_the_extra(monkeypatch):

@@ -308,26 +308,32 @@ def _step_products(sizes: list[tuple[int, int]], batch: int) -> list[tuple[Any, 
 
 
 def kernel_library(sizes: list[tuple[int, int]], batch: int, dtype: Any,
-                   threads: int | None = None) -> str:
+                   threads: int | None = None, parts: int = 1) -> str:
     """The library the compiled training kernel calls for its products: ``"onednn"`` or
     ``"openblas"`` (numba's BLAS). ``set_blas("onednn")`` forces oneDNN, ``"numpy"`` and
     ``"mkl"`` keep numba's; under ``"auto"``, for a float32 network with oneDNN installed,
     one training step's products (scratch arrays of the network's shapes) are timed in both,
     the best of three (one, for a step of more than 2**30 multiply-adds), and the faster is
     kept for this network's shapes for the process (``kernel_decisions`` says what was
-    measured). About 0.15 s on config C, 1.3 s on config D, once."""
-    key = (tuple(sizes), batch)
+    measured). ``parts`` > 1: the network trains in the split kernel with oneDNN
+    (``parts_kernel``), so oneDNN's side is what each of its threads computes there, its
+    share of every layer's inputs in one-thread products, against OpenBLAS's whole products
+    on ``threads``. About 0.15 s on config C, 1.3 s on config D, once."""
+    key = (tuple(sizes), batch, parts)
     known = _known_library(dtype, kernel_decisions, key)
     if known is not None:
         return known
     lib = onednn()
     assert lib is not None  # _known_library answered without it
     products = _step_products(sizes, batch)
-    if threads is not None:
-        lib.set_threads(threads)
+    shares = products if parts == 1 else _step_products(
+        [(-(-fan_in // parts), units) for fan_in, units in sizes], batch)
+
+    if parts > 1 or threads is not None:
+        lib.set_threads(1 if parts > 1 else threads)
 
     def run_onednn() -> None:
-        for a, b, out in products:
+        for a, b, out in shares:
             lib.gemm(a, b, out)
 
     def run_openblas() -> None:

@@ -1009,11 +1009,12 @@ class EpochKernel:
         self.loss = loss = model._fused or model.loss
         #: who computes the products: "openblas" (numba's BLAS) or "onednn", chosen by
         #: ``blas.kernel_library`` (measured on this network's shapes for ``batch`` rows)
+        split = parts_kernel.reason_not_split(model, np.dtype(model.dtype).name) is None
+        threads = self._threads()
         self.library = "openblas" if batch is None else blas.kernel_library(
             [(layer.input_dim, layer.units) for layer in model.layers], batch, model.dtype,
-            self._threads())
-        if self.library == "onednn" and parts_kernel.reason_not_split(
-                model, np.dtype(model.dtype).name) is None:
+            threads, threads if split else 1)
+        if self.library == "onednn" and split:
             self.library = "onednn-parts"  # each thread its own part of every layer
         self.key = key = self.key_of(model, self.library)
         *_, self.present, _, self.decoupled, self.dtype = key
