@@ -328,7 +328,6 @@ def kernel_library(sizes: list[tuple[int, int]], batch: int, dtype: Any,
     products = _step_products(sizes, batch)
     shares = products if parts == 1 else _step_products(
         [(-(-fan_in // parts), units) for fan_in, units in sizes], batch)
-
     if parts > 1 or threads is not None:
         lib.set_threads(1 if parts > 1 else threads)
 
