@@ -325,11 +325,13 @@ def kernel_library(sizes: list[tuple[int, int]], batch: int, dtype: Any,
         return known
     lib = onednn()
     assert lib is not None  # _known_library answered without it
-    products = _step_products(sizes, batch)
-    shares = products if parts == 1 else _step_products(
-        [(-(-fan_in // parts), units) for fan_in, units in sizes], batch)
-    if parts > 1 or threads is not None:
-        lib.set_threads(1 if parts > 1 else threads)
+    products = shares = _step_products(sizes, batch)
+    if parts > 1:  # what each of the split kernel's threads multiplies, on one oneDNN thread
+        shares = _step_products([(-(-fan_in // parts), units) for fan_in, units in sizes],
+                                batch)
+        threads = 1
+    if threads is not None:
+        lib.set_threads(threads)
 
     def run_onednn() -> None:
         for a, b, out in shares:
