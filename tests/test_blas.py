@@ -280,12 +280,13 @@ CHOOSERS = {
 def test_library_choice_keeps_the_measured_faster(monkeypatch, chooser, onednn_s, openblas_s,
                                                   chosen):
     """Forced timings: the library is chosen by measurement on the network's own shapes,
-    once per network and process; oneDNN's presence alone decides nothing."""
+    once per network and process; oneDNN's presence alone decides nothing. OpenBLAS is
+    timed first and its threads' spin waited out before oneDNN's (and the kernel's) turn."""
     choose, decisions, last = CHOOSERS[chooser]
     monkeypatch.setattr(blas, "_onednn_cache", [_FakeOneDNN()])
-    monkeypatch.setattr(blas.time, "sleep", lambda seconds: None)
-    monkeypatch.setattr(blas, decisions, {})
     timed = []
+    monkeypatch.setattr(blas.time, "sleep", lambda seconds: timed.append(seconds))
+    monkeypatch.setattr(blas, decisions, {})
 
     def fake_time(run, repeats=3):
         timed.append(run.__name__)
@@ -297,15 +298,16 @@ def test_library_choice_keeps_the_measured_faster(monkeypatch, chooser, onednn_s
         blas.set_blas("auto")
         sizes = [(30, 20), (20, 4)]
         assert choose(sizes, "float32") == chosen
-        assert timed == ["run_onednn", "run_openblas"]
+        assert timed[1:] == ["run_openblas", blas.OPENBLAS_SPIN_S, "run_onednn"]
+        del timed[0]  # a short wait for any other library's spinning threads
         assert getattr(blas, decisions)[(tuple(sizes), *last)] == {
             "onednn_s": onednn_s, "openblas_s": openblas_s, "chosen": chosen}
-        assert choose(sizes, "float32") == chosen and len(timed) == 2
+        assert choose(sizes, "float32") == chosen and len(timed) == 3
         assert choose(sizes, "float64") == "openblas"  # float32 only
         blas.set_blas("numpy")
         assert choose(sizes, "float32") == "openblas"
         blas.set_blas("onednn")
-        assert choose(sizes, "float32") == "onednn" and len(timed) == 2
+        assert choose(sizes, "float32") == "onednn" and len(timed) == 3
     finally:
         blas.set_blas(previous)
 

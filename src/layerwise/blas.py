@@ -287,6 +287,8 @@ def onednn() -> OneDNN | None:
 #: OpenBLAS computes the compiled kernel's products instead of oneDNN only when it measured
 #: this many times faster (see ``kernel_library``)
 KERNEL_ONEDNN_MARGIN = 1.10
+#: seconds NumPy's OpenBLAS threads spin after a call before they sleep (about 0.1 s)
+OPENBLAS_SPIN_S = 0.12
 #: what kernel_library measured, per network: {shapes: {"onednn_s", "openblas_s", "chosen"}}
 kernel_decisions: dict[tuple[Any, ...], dict[str, Any]] = {}
 
@@ -422,13 +424,14 @@ def _faster(decisions: dict[tuple[Any, ...], dict[str, Any]], key: tuple[Any, ..
     record both in ``decisions[key]`` and return the one kept: ``"onednn"`` unless OpenBLAS
     measured ``KERNEL_ONEDNN_MARGIN`` times faster."""
     # one library after the other, never interleaved: each keeps its threads spinning for a
-    # while after a call (OpenBLAS's for about 0.1 s, OpenMP's for about a millisecond), and
-    # those would take the cores from the other's threads; OpenBLAS (NumPy's, perhaps just
-    # used) is given that time to fall asleep first
-    time.sleep(0.12)
-    best = {"onednn": _time_gemm(run_onednn, repeats)}
+    # while after a call (OpenMP's for about a millisecond, NumPy's OpenBLAS's for about
+    # 0.1 s: measured, 105 ms), and those would take the cores from the other's threads.
+    # OpenBLAS first, then its spin waited out: timed last, it spun on into the kernel's
+    # first calls (config B: every predict in the 0.1 s after the probe 2.4 ms, not 1.3)
     time.sleep(0.005)
-    best["openblas"] = _time_gemm(run_openblas, repeats)
+    best = {"openblas": _time_gemm(run_openblas, repeats)}
+    time.sleep(OPENBLAS_SPIN_S)
+    best["onednn"] = _time_gemm(run_onednn, repeats)
     # oneDNN unless OpenBLAS is clearly faster: on a shared 2-vCPU AMD EPYC OpenBLAS's
     # two-thread products were seen to run at half speed for minutes at a time while
     # oneDNN's kept theirs (config C: 23k against 44k samples/s), a measurement of a few
