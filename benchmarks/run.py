@@ -383,11 +383,19 @@ def time_training(runner: Runner, config: Config, repeats: int) -> float:
     return config.samples / float(np.median(times))
 
 
-def time_inference(runner: Runner, x: np.ndarray, repeats: int) -> float:
+#: seconds of timed predict calls per process, at least (see time_inference)
+INFER_MIN_SECONDS = 0.25
+
+
+def time_inference(runner: Runner, x: np.ndarray, repeats: int,
+                   min_seconds: float = INFER_MIN_SECONDS) -> float:
+    """Samples/s of ``predict`` over ``x``: the median of at least ``repeats`` timed calls,
+    more where those take under ``min_seconds`` (config B's call is 1-2 ms: three of them
+    would be a 5 ms measurement, which one 20 ms stretch of a slow host decides)."""
     _, predict = runner
     predict(x)
-    times = []
-    for _ in range(repeats):
+    times: list[float] = []
+    while len(times) < repeats or sum(times) < min_seconds:
         start = time.perf_counter()
         predict(x)
         times.append(time.perf_counter() - start)
